@@ -1,0 +1,42 @@
+# One command per job; each sets up what it needs first.
+#   make train   environment + RAVDESS from DVC + train the CPU model (experiment=ravdess_small)
+#   make test    environment + RAVDESS from DVC + the whole test suite
+# Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := python3 -m uv
+ARGS ?=
+
+.PHONY: setup data train test lint format lock
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps --editable .
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	$(VENV)/bin/dvc pull
+
+train: data
+	$(PY) speech_emotion_recognition/train.py experiment=ravdess_small $(ARGS)
+
+test: data
+	$(PY) -m pytest $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Regenerate the hash-pinned lock after editing pyproject.toml (names, versions, hashes only).
+lock:
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements.lock

@@ -1,0 +1,373 @@
+"""Corpora, the decoded-audio cache, speaker-independent splits, datasets and the DataModule."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from speech_emotion_recognition.preprocessing import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    crop_or_pad,
+    load_audio,
+)
+
+log = logging.getLogger(__name__)
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+SPLITS = ("train", "val", "test")
+DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md > Data."
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording; `sex` (M/F, empty when unknown) balances speaker splits."""
+
+    path: str
+    label: int
+    speaker: str
+    corpus: str
+    sex: str = ""
+
+
+def _require_dir(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset folder not found: {root.resolve()}. {DATA_HINT}")
+    return root
+
+
+def audio_files(root: str | Path) -> list[Path]:
+    """Every decodable-looking file below `root`, sorted so runs see the same order."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}
+CREMAD_CODES = {"ANG": 0, "DIS": 1, "FEA": 2, "HAP": 3, "NEU": 4, "SAD": 5}
+EMODB_CODES = {"W": 0, "E": 1, "A": 2, "F": 3, "N": 4, "T": 5}
+EMODB_FEMALE = {"08", "09", "13", "14", "16"}
+
+
+def ravdess(root: str | Path) -> list[Clip]:
+    """RAVDESS `03-01-EE-II-SS-RR-AA.wav`; calm (02) and surprised (08) are left out."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("-")
+        if len(parts) != 7 or parts[2] not in RAVDESS_CODES:
+            continue
+        actor = parts[6]
+        sex = "M" if int(actor) % 2 else "F"
+        clips.append(Clip(str(path), RAVDESS_CODES[parts[2]], f"ravdess_{actor}", "ravdess", sex))
+    return clips
+
+
+def cremad(root: str | Path, demographics: str | Path | None = None) -> list[Clip]:
+    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; sex from VideoDemographics.csv when given."""
+    sexes: dict[str, str] = {}
+    if demographics and Path(demographics).is_file():
+        with open(demographics, newline="") as f:
+            sexes = {row["ActorID"]: row["Sex"][:1].upper() for row in csv.DictReader(f)}
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        if len(parts) != 4 or parts[2] not in CREMAD_CODES:
+            continue
+        actor = parts[0]
+        clips.append(
+            Clip(
+                str(path), CREMAD_CODES[parts[2]], f"cremad_{actor}", "cremad", sexes.get(actor, "")
+            )
+        )
+    return clips
+
+
+def emodb(root: str | Path) -> list[Clip]:
+    """EmoDB `03a01Wa.wav`: speaker in the first two digits, emotion as 6th letter (no boredom)."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        name = path.stem
+        if len(name) < 6 or name[5] not in EMODB_CODES:
+            continue
+        speaker = name[:2]
+        sex = "F" if speaker in EMODB_FEMALE else "M"
+        clips.append(Clip(str(path), EMODB_CODES[name[5]], f"emodb_{speaker}", "emodb", sex))
+    return clips
+
+
+def folder(root: str | Path) -> list[Clip]:
+    """`root/<emotion>/**/file`; the speaker is the sub-folder below the emotion when there is one.
+
+    Without speaker sub-folders every file is its own speaker, so the split is per file.
+    """
+    root = _require_dir(root)
+    clips = []
+    for label, name in enumerate(EMOTIONS):
+        class_dir = root / name
+        if not class_dir.is_dir():
+            continue
+        for path in audio_files(class_dir):
+            relative = path.relative_to(class_dir)
+            speaker = relative.parts[0] if len(relative.parts) > 1 else path.stem
+            clips.append(Clip(str(path), label, f"folder_{speaker}", "folder"))
+    if not clips:
+        raise FileNotFoundError(
+            f"No audio in {root.resolve()}/<emotion>/ for any of {', '.join(EMOTIONS)}."
+        )
+    return clips
+
+
+def _save_npy(path: Path, audio: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object, so numpy does not append ".npy" to the name
+        np.save(f, audio.astype(np.float32), allow_pickle=False)
+
+
+class AudioCache:
+    """Decodes and resamples each file once per machine; later epochs and runs read .npy files.
+
+    A file that fails is remembered as `<key>.bad` holding the reason, so it is reported once
+    per run and never retried mid-epoch.
+    """
+
+    def __init__(self, directory: str | Path, sample_rate: int, min_rms: float) -> None:
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.min_rms = min_rms
+
+    def _key(self, path: str) -> Path:
+        stat = os.stat(path)
+        token = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}"
+        digest = hashlib.sha1(token.encode()).hexdigest()
+        return self.directory / digest[:2] / digest
+
+    def _write(self, target: Path, write: Callable[[Path], None]) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        write(tmp)
+        os.replace(tmp, target)
+
+    def ensure(self, path: str) -> str | None:
+        """Decode `path` into the cache if needed; returns the reason it is unusable, or None."""
+        key = self._key(path)
+        good, bad = key.with_suffix(".npy"), key.with_suffix(".bad")
+        if good.exists():
+            return None
+        if bad.exists():
+            return bad.read_text()
+        try:
+            audio = load_audio(path, self.sample_rate)
+            rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+            if rms < self.min_rms:
+                raise AudioError(f"near-silent (RMS {rms:.2e} < {self.min_rms:.0e})")
+        except AudioError as error:
+            reason = str(error)
+            self._write(bad, lambda p: p.write_text(reason))
+            return reason
+        self._write(good, lambda p: _save_npy(p, audio))
+        return None
+
+    def load(self, path: str) -> np.ndarray:
+        return np.load(self._key(path).with_suffix(".npy"), mmap_mode="r")
+
+    def filter(self, clips: Sequence[Clip], workers: int) -> list[Clip]:
+        """Keep the clips that decode; one warning counts and lists the ones skipped."""
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            reasons = list(pool.map(self.ensure, (c.path for c in clips)))
+        skipped = [(c.path, r) for c, r in zip(clips, reasons, strict=True) if r is not None]
+        if skipped:
+            listing = "\n".join(f"  {p}: {r}" for p, r in skipped)
+            log.warning("Skipped %d of %d files:\n%s", len(skipped), len(clips), listing)
+        return [c for c, r in zip(clips, reasons, strict=True) if r is None]
+
+
+def _take(items: list, fractions: Sequence[float]) -> list[list]:
+    """Cut a shuffled list into len(fractions) + 1 parts; each fraction gets at least one item."""
+    cuts, start = [], 0
+    for fraction in fractions:
+        n = max(1, round(fraction * len(items))) if len(items) > len(fractions) else 0
+        cuts.append(items[start : start + n])
+        start += n
+    return [items[start:], *cuts]
+
+
+def split_by_speaker(
+    clips: Sequence[Clip], val: float, test: float, seed: int
+) -> dict[str, list[Clip]]:
+    """Whole speakers per split, drawn separately from each sex so every split stays balanced."""
+    by_sex: dict[str, list[str]] = defaultdict(list)
+    for speaker, sex in sorted({(c.speaker, c.sex) for c in clips}):
+        by_sex[sex].append(speaker)
+    rng = random.Random(seed)
+    assignment: dict[str, str] = {}
+    for sex in sorted(by_sex):
+        speakers = by_sex[sex]
+        rng.shuffle(speakers)
+        for name, part in zip(SPLITS, _take(speakers, (val, test)), strict=True):
+            assignment.update(dict.fromkeys(part, name))
+    return {name: [c for c in clips if assignment[c.speaker] == name] for name in SPLITS}
+
+
+def split_random(
+    clips: Sequence[Clip], val: float, test: float, seed: int
+) -> dict[str, list[Clip]]:
+    """Per-class random split that ignores speakers: only for comparison with older papers."""
+    rng = random.Random(seed)
+    parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
+    for label in sorted({c.label for c in clips}):
+        members = [c for c in clips if c.label == label]
+        rng.shuffle(members)
+        for name, part in zip(SPLITS, _take(members, (val, test)), strict=True):
+            parts[name].extend(part)
+    return {name: sorted(part, key=lambda c: c.path) for name, part in parts.items()}
+
+
+SPLITTERS = {"speaker": split_by_speaker, "random": split_random}
+
+
+def write_manifest(clips: Iterable[Clip], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(Clip)])
+        writer.writeheader()
+        writer.writerows(asdict(c) for c in clips)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> list[Clip]:
+    with open(path, newline="") as f:
+        return [Clip(**{**row, "label": int(row["label"])}) for row in csv.DictReader(f)]
+
+
+class EmotionDataset(Dataset):
+    """Fixed-length clips: a random window plus augmentations in training, the start otherwise."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        cache: AudioCache,
+        n_samples: int,
+        train: bool,
+        augment: Callable[..., np.ndarray] | None = None,
+    ) -> None:
+        self.clips = list(clips)
+        self.cache = cache
+        self.n_samples = n_samples
+        self.train = train
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        clip = self.clips[index]
+        audio = self.cache.load(clip.path)
+        offset = 0
+        if self.train and len(audio) > self.n_samples:
+            offset = int(torch.randint(len(audio) - self.n_samples + 1, ()).item())
+        segment = crop_or_pad(audio, self.n_samples, offset).astype(np.float32)
+        if self.train and self.augment is not None:
+            segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
+        return torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32)), clip.label
+
+
+class EmotionDataModule(L.LightningDataModule):
+    """Corpus parser(root) -> decoded cache -> split manifests in the run folder -> DataLoaders.
+
+    Manifests already present in `manifest_dir` are reused (a resumed run, or `dvc repro`'s
+    prepare stage), so a split is made once and every later step reads the same one.
+    """
+
+    def __init__(
+        self,
+        corpus: Callable[[str], list[Clip]],
+        root: str,
+        split: dict,
+        cache_dir: str,
+        manifest_dir: str,
+        sample_rate: int,
+        max_seconds: float,
+        min_rms: float,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        seed: int,
+        augment: Callable[..., np.ndarray] | None = None,
+    ) -> None:
+        super().__init__()
+        self.corpus = corpus
+        self.root = root
+        self.split = dict(split)
+        self.cache = AudioCache(cache_dir, sample_rate, min_rms)
+        self.manifest_dir = Path(manifest_dir)
+        self.n_samples = int(sample_rate * max_seconds)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.augment = augment
+        self.splits: dict[str, list[Clip]] = {}
+
+    def _manifests(self) -> dict[str, Path]:
+        return {name: self.manifest_dir / f"{name}.csv" for name in SPLITS}
+
+    def prepare_data(self) -> None:
+        """Decode every clip once and write the split manifests (rank 0 only under DDP)."""
+        manifests = self._manifests()
+        if all(p.exists() for p in manifests.values()):
+            return
+        clips = self.cache.filter(self.corpus(self.root), self.num_workers)
+        if not clips:
+            raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
+        kind = self.split["kind"]
+        splits = SPLITTERS[kind](clips, self.split["val"], self.split["test"], self.seed)
+        for name, path in manifests.items():
+            write_manifest(splits[name], path)
+        sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)
+        log.info("Wrote %s split manifests to %s (%s clips)", kind, self.manifest_dir, sizes)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.prepare_data()
+        self.splits = {
+            name: self.cache.filter(read_manifest(path), self.num_workers)
+            for name, path in self._manifests().items()
+        }
+
+    def train_labels(self) -> list[int]:
+        return [c.label for c in self.splits["train"]]
+
+    def _loader(self, name: str) -> DataLoader:
+        train = name == "train"
+        dataset = EmotionDataset(self.splits[name], self.cache, self.n_samples, train, self.augment)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,148 @@
+"""LightningModule: features on the device, the classifier, focal loss, metrics and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from speech_emotion_recognition.classifier import CNNTransformer
+from speech_emotion_recognition.loss import FocalLoss
+from speech_emotion_recognition.plots import confusion_matrix_figure, save
+from speech_emotion_recognition.preprocessing import LogMelFeatures
+
+
+def _plain(value: Any) -> Any:
+    """Resolved plain containers, so checkpoints load without Hydra or OmegaConf objects."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+def stage_metrics(n_classes: int, stage: str) -> MetricCollection:
+    """Accuracy, macro-F1 and unweighted average recall (UA, the usual SER headline figure)."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(n_classes, average="micro"),
+            "f1": MulticlassF1Score(n_classes, average="macro"),
+            "ua": MulticlassRecall(n_classes, average="macro"),
+        },
+        prefix=f"{stage}/",
+    )
+
+
+class EmotionRecognitionModule(L.LightningModule):
+    """Everything a checkpoint needs to predict: feature and network sizes live in its hparams."""
+
+    def __init__(
+        self,
+        features: dict,
+        net: dict,
+        class_names: Sequence[str],
+        gamma: float,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "features": _plain(features),
+                "net": _plain(net),
+                "class_names": list(class_names),
+                "gamma": gamma,
+                "optimizer": _plain(optimizer),
+                "scheduler": _plain(scheduler),
+                "class_weights": None if class_weights is None else list(class_weights),
+            }
+        )
+        n_classes = len(class_names)
+        self.features = LogMelFeatures(**self.hparams.features)
+        self.net = CNNTransformer(
+            n_mels=self.hparams.features["n_mels"],
+            n_frames=self.hparams.features["n_frames"],
+            n_classes=n_classes,
+            **self.hparams.net,
+        )
+        self.criterion = FocalLoss(gamma, class_weights)
+        # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
+        self.metrics = torch.nn.ModuleDict(
+            {f"{stage}_": stage_metrics(n_classes, stage) for stage in ("train", "val", "test")}
+        )
+        self.confusion = torch.nn.ModuleDict(
+            {f"{stage}_": MulticlassConfusionMatrix(n_classes) for stage in ("val", "test")}
+        )
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
+        return self.net(self.features(waveforms))
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        waveforms, labels = batch
+        logits = self(waveforms)
+        loss = self.criterion(logits, labels)
+        predictions = logits.argmax(dim=-1)
+        self.metrics[f"{stage}_"].update(predictions, labels)
+        if f"{stage}_" in self.confusion:
+            self.confusion[f"{stage}_"].update(predictions, labels)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+            sync_dist=not on_step,
+        )
+        self.log_dict(
+            self.metrics[f"{stage}_"], on_step=False, on_epoch=True, prog_bar=stage != "train"
+        )
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._step(batch, "test")
+
+    def _save_confusion(self, stage: str) -> None:
+        matrix = self.confusion[f"{stage}_"].compute().cpu().numpy()
+        self.confusion[f"{stage}_"].reset()
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        title = f"{stage}, epoch {self.current_epoch}"
+        figure = confusion_matrix_figure(matrix, self.hparams.class_names, title)
+        path = save(figure, Path(self.trainer.default_root_dir) / f"confusion_matrix_{stage}.png")
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=f"{stage}/confusion_matrix", images=[str(path)])
+
+    def on_validation_epoch_end(self) -> None:
+        self._save_confusion("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._save_confusion("test")
+
+    def configure_optimizers(self) -> dict:
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer, params=self.parameters())
+        if not self.hparams.scheduler:
+            return {"optimizer": optimizer}
+        scheduler = hydra.utils.instantiate(self.hparams.scheduler, optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

@@ -1,0 +1,96 @@
+"""Train, validate and test an emotion classifier: `python speech_emotion_recognition/train.py`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import netrc
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import hydra
+import lightning as L
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from speech_emotion_recognition.data import EMOTIONS
+from speech_emotion_recognition.loss import inverse_frequency_weights
+
+log = logging.getLogger(__name__)
+
+WANDB_DEFAULT_URL = "https://api.wandb.ai"
+WANDB_PROBE_TIMEOUT_S = 3.0
+
+
+def wandb_can_sync() -> bool:
+    """True only with an API key and a reachable server, so a missing network never hangs a run."""
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
+        return False
+    url = urlparse(os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_URL))
+    host = url.hostname or ""
+    has_key = bool(os.environ.get("WANDB_API_KEY"))
+    if not has_key:
+        try:
+            has_key = netrc.netrc().authenticators(host) is not None
+        except (OSError, netrc.NetrcParseError):
+            has_key = False
+    if not has_key:
+        return False
+    try:
+        socket.create_connection((host, url.port or 443), timeout=WANDB_PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    loggers = []
+    for name, logger_cfg in (cfg or {}).items():
+        overrides = {}
+        if name == "wandb" and logger_cfg.get("offline") is None:
+            overrides["offline"] = not wandb_can_sync()
+            if overrides["offline"]:
+                log.info("W&B runs offline (no API key or no connection to the server).")
+        loggers.append(hydra.utils.instantiate(logger_cfg, **overrides))
+    return loggers
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, then evaluate the best checkpoint on val and test; returns what metrics.json holds."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    weights = inverse_frequency_weights(datamodule.train_labels(), len(EMOTIONS))
+    model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS), class_weights=weights)
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=instantiate_loggers(cfg.get("logger"))
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    results: dict = {"seed": cfg.seed, "epochs": trainer.current_epoch}
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("No best checkpoint was saved; evaluating the final weights.")
+        ckpt = best or None
+        results["best_checkpoint"] = best
+        results["val"] = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)[0]
+        results["test"] = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)[0]
+    if trainer.is_global_zero:
+        path = Path(cfg.paths.output_dir) / "metrics.json"
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        log.info("Metrics written to %s", path)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    log.info("Configuration:\n%s", OmegaConf.to_yaml(cfg))
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

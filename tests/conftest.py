@@ -1,0 +1,55 @@
+"""Compose the real Hydra config with tiny overrides: CPU, CSV logger, temp output dir."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from speech_emotion_recognition import PROJECT_ROOT
+from tests.audio import folder_corpus
+
+CONFIG_DIR = str(PROJECT_ROOT / "conf")
+FAST = [
+    "model=small",
+    "trainer=cpu",
+    "logger=csv",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "data.num_workers=0",
+    "~callbacks.model_summary",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """`make_cfg(*overrides)` -> the train config writing into tmp_path/run."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        output_dir = output_dir or tmp_path / "run"
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(
+                config_name="train",
+                return_hydra_config=True,
+                overrides=[*FAST, f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
+            )
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(output_dir)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def separable_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three emotions told apart by pitch, 10 speakers each, mixed rates and channels."""
+    return folder_corpus(tmp_path_factory.mktemp("corpus"), [0, 3, 5], per_speaker=4, speakers=10)

@@ -1,0 +1,70 @@
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from speech_emotion_recognition.classifier import CNNTransformer
+from tests.conftest import CONFIG_DIR
+
+
+def model_net(name: str) -> tuple[dict, dict]:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"model={name}"])
+    GlobalHydra.instance().clear()
+    return dict(cfg.model.features), dict(cfg.model.net)
+
+
+def build(name: str) -> tuple[CNNTransformer, dict]:
+    features, net = model_net(name)
+    model = CNNTransformer(
+        n_mels=features["n_mels"], n_frames=features["n_frames"], n_classes=6, **net
+    )
+    return model.eval(), features
+
+
+def test_full_cnn_turns_the_spectrogram_into_256_steps_of_512():
+    model, features = build("default")
+    assert (features["n_mels"], features["n_frames"]) == (256, 1024)
+    with torch.inference_mode():
+        maps = model.cnn(torch.randn(1, 1, 256, 1024))
+    assert maps.shape == (1, 512, 1, 256)
+
+
+def test_full_model_returns_logits_for_six_classes():
+    model, _ = build("default")
+    with torch.inference_mode():
+        logits = model(torch.randn(2, 1, 256, 1024))
+    assert logits.shape == (2, 6)
+    # logits, not probabilities: rows need not sum to one
+    assert not torch.allclose(logits.sum(dim=1), torch.ones(2))
+
+
+def test_full_model_parameter_count_matches_the_specification():
+    model, _ = build("default")
+    # conv weights (no bias, BatchNorm follows) + BatchNorm scale and shift
+    cnn = sum(
+        i * o * k * k + 2 * o
+        for i, o, k in [(1, 32, 7), (32, 64, 3), (64, 128, 3), (128, 256, 3), (256, 512, 3)]
+    )
+    d, ff = 512, 1024
+    layer = (3 * d * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d) + 2 * 2 * d
+    head = d * 6 + 6
+    assert cnn == 1_570_272
+    assert sum(p.numel() for p in model.parameters()) == cnn + 6 * layer + head == 14_190_054
+    assert len(model.encoder.layers) == 6
+    assert model.encoder.layers[0].self_attn.num_heads == 4
+
+
+def test_small_model_is_small_and_fast():
+    model, features = build("small")
+    logits = model(torch.randn(3, 1, features["n_mels"], features["n_frames"]))
+    assert logits.shape == (3, 6)
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+def test_pools_that_do_not_fold_the_mel_axis_are_rejected():
+    _, net = model_net("small")
+    net["pools"] = [[2, 2], [2, 2], [2, 1], [2, 1]]
+    with pytest.raises(ValueError, match="exactly 1 mel row"):
+        CNNTransformer(n_mels=64, n_frames=128, n_classes=6, **net)

@@ -1,0 +1,141 @@
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speech_emotion_recognition import data
+from speech_emotion_recognition.data import (
+    EMOTIONS,
+    AudioCache,
+    Clip,
+    cremad,
+    emodb,
+    folder,
+    ravdess,
+    read_manifest,
+    split_by_speaker,
+    split_random,
+    write_manifest,
+)
+from tests.audio import tone, write
+
+RATE = 16000
+
+
+def speech(path: Path, seconds: float = 0.5, rate: int = RATE, channels: int = 1) -> Path:
+    return write(path, tone(220.0, seconds, rate, np.random.default_rng(0), channels), rate)
+
+
+def test_ravdess_label_map_and_speakers(tmp_path):
+    # emotion codes 01..08: neutral calm happy sad angry fearful disgust surprised
+    for code in range(1, 9):
+        speech(tmp_path / "Actor_03" / f"03-01-{code:02d}-01-01-01-03.wav")
+    speech(tmp_path / "Actor_12" / "03-01-05-02-02-01-12.wav")
+    clips = ravdess(tmp_path)
+    labels = {Path(c.path).name.split("-")[2]: c.label for c in clips if c.speaker.endswith("03")}
+    assert labels == {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}  # no 02, no 08
+    sexes = {c.speaker: c.sex for c in clips}
+    assert sexes == {"ravdess_03": "M", "ravdess_12": "F"}
+
+
+def test_cremad_label_map_and_demographics(tmp_path):
+    for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD"):
+        speech(tmp_path / "AudioWAV" / f"1001_DFA_{emotion}_XX.wav")
+    speech(tmp_path / "AudioWAV" / "1002_IEO_HAP_HI.wav")
+    demographics = tmp_path / "VideoDemographics.csv"
+    demographics.write_text('"ActorID","Age","Sex"\n1001,51,"Male"\n1002,21,"Female"\n')
+    clips = cremad(tmp_path / "AudioWAV", demographics)
+    assert [c.label for c in clips if c.speaker == "cremad_1001"] == [0, 1, 2, 3, 4, 5]
+    assert {c.speaker: c.sex for c in clips} == {"cremad_1001": "M", "cremad_1002": "F"}
+
+
+def test_emodb_label_map_leaves_out_boredom(tmp_path):
+    for letter in "WEAFNTL":
+        speech(tmp_path / f"03a01{letter}a.wav")
+    speech(tmp_path / "08b02Tc.wav")
+    clips = emodb(tmp_path)
+    assert [c.label for c in clips if c.speaker == "emodb_03"] == [2, 1, 3, 4, 5, 0]
+    assert {c.speaker: c.sex for c in clips} == {"emodb_03": "M", "emodb_08": "F"}
+
+
+def test_folder_corpus_uses_class_and_speaker_folders(tmp_path):
+    speech(tmp_path / "sad" / "alice" / "a.wav")
+    speech(tmp_path / "happy" / "b.flac")
+    speech(tmp_path / "unknown" / "c.wav")
+    clips = folder(tmp_path)
+    assert {(c.label, c.speaker) for c in clips} == {
+        (EMOTIONS.index("sad"), "folder_alice"),
+        (EMOTIONS.index("happy"), "folder_b"),
+    }
+
+
+def test_missing_dataset_names_path_and_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*dvc pull"):
+        ravdess(tmp_path / "nowhere")
+
+
+def corpus(n_speakers: int = 20, per_speaker: int = 12) -> list[Clip]:
+    return [
+        Clip(f"s{s:02d}_{i}.wav", i % 6, f"spk{s:02d}", "test", "MF"[s % 2])
+        for s in range(n_speakers)
+        for i in range(per_speaker)
+    ]
+
+
+def test_speaker_split_is_disjoint_balanced_and_deterministic():
+    clips = corpus()
+    splits = split_by_speaker(clips, val=0.1, test=0.1, seed=7)
+    speakers = {name: {c.speaker for c in part} for name, part in splits.items()}
+    assert not speakers["train"] & speakers["val"]
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["val"] & speakers["test"]
+    assert sum(len(p) for p in splits.values()) == len(clips)
+    for name in ("val", "test"):  # one man and one woman each
+        assert sorted(c.sex for c in splits[name] if c.path.endswith("_0.wav")) == ["F", "M"]
+    assert split_by_speaker(clips, 0.1, 0.1, seed=7) == splits
+    assert split_by_speaker(clips, 0.1, 0.1, seed=8) != splits
+
+
+def test_random_split_is_per_class_80_10_10():
+    clips = corpus(n_speakers=10, per_speaker=60)
+    splits = split_random(clips, val=0.1, test=0.1, seed=0)
+    for label in range(6):
+        sizes = [sum(c.label == label for c in splits[n]) for n in ("train", "val", "test")]
+        assert sizes == [80, 10, 10]
+    assert split_random(clips, 0.1, 0.1, seed=0) == splits
+
+
+def test_manifest_round_trip(tmp_path):
+    clips = corpus(2, 3)
+    write_manifest(clips, tmp_path / "train.csv")
+    assert read_manifest(tmp_path / "train.csv") == clips
+
+
+def test_cache_decodes_once_and_resamples(tmp_path, monkeypatch):
+    path = str(speech(tmp_path / "a.wav", seconds=1.0, rate=44100, channels=2))
+    cache = AudioCache(tmp_path / "cache", RATE, min_rms=1e-4)
+    assert cache.ensure(path) is None
+    assert cache.load(path).shape == (RATE,)
+    monkeypatch.setattr(data, "load_audio", lambda *_: pytest.fail("decoded twice"))
+    assert cache.ensure(path) is None
+
+
+def test_bad_files_are_skipped_with_one_warning(tmp_path, caplog):
+    good = speech(tmp_path / "good.wav")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    silent = write(tmp_path / "silent.wav", np.zeros(RATE, dtype=np.float32), RATE)
+    clips = [Clip(str(p), 0, "s", "test") for p in (good, empty, text, silent)]
+    cache = AudioCache(tmp_path / "cache", RATE, min_rms=1e-4)
+    with caplog.at_level(logging.WARNING):
+        kept = cache.filter(clips, workers=2)
+    assert [c.path for c in kept] == [str(good)]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert "Skipped 3 of 4" in message
+    for name in ("empty.wav", "notes.wav", "silent.wav", "near-silent"):
+        assert name in message

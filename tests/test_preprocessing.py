@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from speech_emotion_recognition.preprocessing import (
+    AudioError,
+    LogMelFeatures,
+    crop_or_pad,
+    load_audio,
+)
+from tests.audio import tone, write
+from tests.conftest import CONFIG_DIR
+
+
+def config(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_load_audio_downmixes_and_resamples(tmp_path, rate):
+    audio = tone(220.0, 1.5, rate, np.random.default_rng(0), channels=2)
+    path = write(tmp_path / "a.flac", audio, rate)
+    decoded = load_audio(str(path), 16000)
+    assert decoded.dtype == np.float32
+    assert decoded.ndim == 1
+    assert abs(len(decoded) - 24000) <= 1
+
+
+def test_load_audio_rejects_non_audio(tmp_path):
+    path = tmp_path / "a.wav"
+    path.write_text("hello")
+    with pytest.raises(AudioError, match="unreadable"):
+        load_audio(str(path), 16000)
+
+
+def test_crop_or_pad():
+    audio = np.arange(10, dtype=np.float32)
+    assert crop_or_pad(audio, 4, offset=3).tolist() == [3, 4, 5, 6]
+    padded = crop_or_pad(audio, 12)
+    assert padded.tolist() == [*range(10), 0, 0]
+
+
+def test_augmentations_keep_shape_and_stay_finite():
+    cfg = config(
+        "augmentation.transforms.shift.p=1",
+        "augmentation.transforms.pitch.p=1",
+        "augmentation.transforms.gain.p=1",
+        "augmentation.transforms.noise.p=1",
+    )
+    augment = instantiate(cfg.augmentation)
+    assert [type(t).__name__ for t in augment.transforms] == [
+        "Shift",
+        "LowPassFilter",
+        "HighPassFilter",
+        "OneOf",
+        "PitchShift",
+        "Gain",
+    ]
+    np.random.seed(0)  # noqa: NPY002 - audiomentations draws from the global generator
+    audio = tone(220.0, 5.0, 16000, np.random.default_rng(0))[:, 0]
+    for _ in range(3):
+        out = augment(samples=audio, sample_rate=16000)
+        assert out.shape == audio.shape
+        assert out.dtype == np.float32
+        assert np.isfinite(out).all()
+        assert not np.allclose(out, audio)
+        # gain is at most +12 dB (x3.98) on a clip peaking at 0.8, plus noise
+        assert np.abs(out).max() < 0.8 * 4 * 1.5
+
+
+def test_augmentation_none_disables_everything():
+    assert config("augmentation=none").augmentation is None
+
+
+@pytest.fixture
+def features() -> LogMelFeatures:
+    return LogMelFeatures(**config().model.features)
+
+
+def test_features_are_256_by_1024_and_standardised(features):
+    waveforms = torch.from_numpy(
+        np.stack([tone(f, 5.0, 16000, np.random.default_rng(1))[:, 0] for f in (150, 300)])
+    )
+    out = features(waveforms)
+    assert out.shape == (2, 1, 256, 1024)
+    assert torch.allclose(out.mean(dim=(-2, -1)), torch.zeros(2, 1), atol=1e-4)
+    assert torch.allclose(out.std(dim=(-2, -1)), torch.ones(2, 1), atol=1e-3)
+
+
+def test_noise_trim_zeroes_everything_near_the_floor(features):
+    rng = np.random.default_rng(2)
+    speech = tone(300, 2.5, 16000, rng)[:, 0]
+    hiss = 1e-4 * rng.standard_normal(40000).astype(np.float32)
+    waveform = torch.from_numpy(np.concatenate([speech, hiss]))[None]
+    db = features.trimmed_db(waveform)
+    assert db.min() == 0
+    assert not ((db > 0) & (db < 7)).any()  # nothing survives within 7 dB of the floor
+    frames = db.shape[-1]
+    quiet_half = db[..., frames // 2 + 10 :]
+    assert (quiet_half == 0).float().mean() > 0.9
+    assert (db[..., : frames // 2 - 10] > 0).float().mean() > 0.2
+
+
+def test_features_are_per_clip_not_per_batch(features):
+    loud = torch.from_numpy(tone(200, 5.0, 16000, np.random.default_rng(3))[:, 0])
+    together = features(torch.stack([loud, loud * 1e-3]))
+    alone = features((loud * 1e-3)[None])
+    assert torch.allclose(together[1], alone[0], atol=1e-4)

@@ -1,0 +1,127 @@
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.model import EmotionRecognitionModule
+from speech_emotion_recognition.train import train
+
+
+def folder_overrides(root) -> list[str]:
+    return ["data=folder", f"data.root={root}", "data.batch_size=16"]
+
+
+@pytest.mark.slow
+def test_small_model_learns_separable_classes(make_cfg, separable_corpus, tmp_path):
+    cfg = make_cfg(*folder_overrides(separable_corpus), "trainer.max_epochs=8")
+    results = train(cfg)
+    run = tmp_path / "run"
+    # three classes are present, so chance is 1/3
+    assert results["val"]["val/acc"] >= 0.6
+    assert results["test"]["test/acc"] >= 0.6
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"]["test/f1"] == pytest.approx(results["test"]["test/f1"])
+    for name in (
+        "splits/train.csv",
+        "splits/val.csv",
+        "splits/test.csv",
+        "checkpoints/last.ckpt",
+        "confusion_matrix_val.png",
+        "confusion_matrix_test.png",
+        "csv/metrics.csv",
+    ):
+        assert (run / name).is_file(), name
+    best = EmotionRecognitionModule.load_from_checkpoint(results["best_checkpoint"])
+    assert best.hparams.features["n_mels"] == 64
+    assert torch.allclose(torch.tensor(best.hparams.class_weights[:1]), torch.tensor([1.0]))
+
+
+@pytest.mark.slow
+def test_resume_from_last_checkpoint(make_cfg, separable_corpus, tmp_path):
+    first = make_cfg(
+        *folder_overrides(separable_corpus), "test=false", output_dir=tmp_path / "first"
+    )
+    train(first)
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = make_cfg(
+        *folder_overrides(separable_corpus),
+        "trainer.max_epochs=2",
+        f"ckpt_path={last}",
+        output_dir=tmp_path / "second",
+    )
+    results = train(resumed)
+    assert results["epochs"] == 2
+    with open(tmp_path / "second" / "csv" / "metrics.csv") as f:
+        epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("train/loss_epoch")}
+    assert epochs == {"1"}  # only the second epoch was trained after resuming
+    assert (tmp_path / "second" / "splits" / "train.csv").read_text() == (
+        tmp_path / "first" / "splits" / "train.csv"
+    ).read_text()
+
+
+def run_cli(args: list[str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "train.py" if cwd != PROJECT_ROOT else "speech_emotion_recognition/train.py",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_cli_from_inside_the_package(separable_corpus, tmp_path):
+    out = tmp_path / "cli"
+    result = run_cli(
+        [
+            *folder_overrides(separable_corpus),
+            "model=small",
+            "trainer.max_epochs=1",
+            "logger=csv",
+            "data.num_workers=0",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=PROJECT_ROOT / "speech_emotion_recognition",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/acc" in json.loads((out / "metrics.json").read_text())["test"]
+
+
+def test_missing_data_stops_with_the_command_to_get_it(tmp_path):
+    result = run_cli(
+        [f"data.root={tmp_path / 'absent'}", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode != 0
+    assert "absent" in result.stderr
+    assert "dvc pull" in result.stderr
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(separable_corpus, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_cli(
+        [
+            *folder_overrides(separable_corpus),
+            "model=small",
+            "trainer=ddp_sim",
+            "trainer.max_epochs=1",
+            "logger=csv",
+            "data.num_workers=0",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world_size=2" in result.stderr or "distributed_backend=gloo" in result.stderr
+    assert (out / "metrics.json").is_file()
