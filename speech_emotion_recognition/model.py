@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -22,6 +25,8 @@ from speech_emotion_recognition.classifier import CNNTransformer
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
 from speech_emotion_recognition.preprocessing import LogMelFeatures
+
+HPARAMS_KEY = "hparams"
 
 
 def _plain(value: Any) -> Any:
@@ -146,3 +151,30 @@ class EmotionRecognitionModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+    def save_weights(self, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+        """A compact release: weights only (no optimizer state), hparams as safetensors metadata."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            name: (t.to(dtype) if t.is_floating_point() else t).contiguous()
+            for name, t in self.state_dict().items()
+        }
+        save_file(tensors, path, metadata={HPARAMS_KEY: json.dumps(dict(self.hparams))})
+        return path
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> EmotionRecognitionModule:
+        """Load a Lightning checkpoint or released safetensors; sizes come from the file itself."""
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            with safe_open(path, framework="pt") as f:
+                hparams = json.loads(f.metadata()[HPARAMS_KEY])
+            module = cls(**hparams)
+            state = {
+                k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()
+            }
+            module.load_state_dict(state)
+        else:
+            module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+        return module.eval()

@@ -26,30 +26,47 @@ FAST = [
 ]
 
 
+def compose_train(output_dir: Path, cache_dir: Path, *overrides: str) -> DictConfig:
+    """The train config as the CLI would build it, with the Hydra run folder set to output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            return_hydra_config=True,
+            overrides=[*FAST, f"paths.cache_dir={cache_dir}", *overrides],
+        )
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """`make_cfg(*overrides)` -> the train config writing into tmp_path/run."""
 
     def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
-        output_dir = output_dir or tmp_path / "run"
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(
-                config_name="train",
-                return_hydra_config=True,
-                overrides=[*FAST, f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
-            )
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(output_dir)
-            cfg.hydra.job.num = 0
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose_train(output_dir or tmp_path / "run", tmp_path / "cache", *overrides)
 
-    yield make
-    GlobalHydra.instance().clear()
+    return make
 
 
 @pytest.fixture(scope="session")
 def separable_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three emotions told apart by pitch, 10 speakers each, mixed rates and channels."""
     return folder_corpus(tmp_path_factory.mktemp("corpus"), [0, 3, 5], per_speaker=4, speakers=10)
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory, separable_corpus: Path) -> Path:
+    """A real `model=small` checkpoint: one epoch of train.py on the separable corpus."""
+    from speech_emotion_recognition.train import train
+
+    run = tmp_path_factory.mktemp("small_run")
+    cfg = compose_train(
+        run, run / "cache", "data=folder", f"data.root={separable_corpus}", "test=false"
+    )
+    train(cfg)
+    return run / "checkpoints" / "last.ckpt"

@@ -1,0 +1,180 @@
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.data import EMOTIONS
+from speech_emotion_recognition.inference import COLUMNS, SEGMENT_COLUMNS, run, window_starts
+from speech_emotion_recognition.model import EmotionRecognitionModule
+from tests.audio import CLASS_PITCH_HZ, tone, write
+
+SCRIPT = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Real-world mess: every rate, stereo, very short and very long, broken files, sub-folders."""
+    root = tmp_path_factory.mktemp("recordings")
+    rng = np.random.default_rng(0)
+    for rate in (8000, 16000, 22050, 44100, 48000):
+        write(root / f"rate_{rate}.wav", tone(CLASS_PITCH_HZ[0], 2.0, rate, rng), rate)
+    write(root / "nested" / "deeper" / "stereo.flac", tone(300, 3.0, 16000, rng, channels=2), 16000)
+    write(root / "nested" / "short.ogg", tone(200, 0.2, 16000, rng), 16000)
+    write(root / "long.wav", tone(150, 60.0, 16000, rng), 16000)
+    (root / "empty.wav").write_bytes(b"")
+    (root / "notes.wav").write_text("this is a text file, not audio\n")
+    (root / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64))
+    write(root / "silent.wav", np.zeros((16000, 1), np.float32), 16000)
+    (root / "readme.txt").write_text("ignored: not an audio extension")
+    return root
+
+
+BAD = {"empty.wav", "notes.wav", "corrupt.wav", "silent.wav"}
+N_FILES = 12
+
+
+def config(**values):
+    base = OmegaConf.load(PROJECT_ROOT / "conf" / "inference.yaml")
+    base.pop("defaults")
+    base.ckpt = None
+    base.num_workers = 2
+    return OmegaConf.merge(base, values)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_window_starts_cover_the_file():
+    assert window_starts(100, 500, 250) == [0]
+    assert window_starts(1200, 500, 250) == [0, 250, 500, 700]
+
+
+@pytest.mark.slow
+def test_folder_to_csv_with_errors_and_timeline(recordings, small_checkpoint, tmp_path):
+    output = tmp_path / "predictions.csv"
+    status = run(
+        config(input=str(recordings), ckpt=str(small_checkpoint), output=str(output), segments=True)
+    )
+    assert status == 0
+    rows = read_csv(output)
+    assert tuple(rows[0].keys()) == COLUMNS
+    assert len(rows) == N_FILES
+    by_name = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
+    for name, row in by_name.items():
+        if name in BAD:
+            assert row["error"] and not row["label"], name
+            continue
+        assert not row["error"], (name, row["error"])
+        probabilities = [float(row[e]) for e in EMOTIONS]
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+        assert row["label"] == EMOTIONS[int(np.argmax(probabilities))]
+        assert float(row["confidence"]) == pytest.approx(max(probabilities))
+    assert "no speech" in by_name["silent.wav"]["error"]
+    assert "empty" in by_name["empty.wav"]["error"]
+
+    timeline = read_csv(tmp_path / "predictions.segments.csv")
+    assert tuple(timeline[0].keys()) == SEGMENT_COLUMNS
+    long_windows = [r for r in timeline if r["path"].endswith("long.wav")]
+    # 60 s in 5 s windows every 2.5 s
+    assert [float(r["start"]) for r in long_windows] == [2.5 * i for i in range(23)]
+    assert float(long_windows[-1]["end"]) == 60.0
+
+
+@pytest.mark.slow
+def test_json_output_and_single_file(recordings, small_checkpoint, tmp_path):
+    output = tmp_path / "one.json"
+    target = recordings / "rate_44100.wav"
+    assert run(config(input=str(target), ckpt=str(small_checkpoint), output=str(output))) == 0
+    (row,) = json.loads(output.read_text())
+    assert list(row) == list(COLUMNS)
+    assert row["path"] == str(target)
+    assert sum(row[e] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_released_weights_match_the_checkpoint(recordings, small_checkpoint, tmp_path):
+    released = EmotionRecognitionModule.from_file(small_checkpoint).save_weights(
+        tmp_path / "small.safetensors"
+    )
+    assert released.stat().st_size < small_checkpoint.stat().st_size / 2
+    outputs = {}
+    for name, ckpt in (("ckpt", small_checkpoint), ("released", released)):
+        out = tmp_path / f"{name}.csv"
+        assert run(config(input=str(recordings / "nested"), ckpt=str(ckpt), output=str(out))) == 0
+        outputs[name] = np.array([[float(r[e]) for e in EMOTIONS] for r in read_csv(out)])
+    np.testing.assert_allclose(outputs["released"], outputs["ckpt"], atol=2e-2)
+
+
+def test_nothing_to_predict_fails_with_a_message(tmp_path):
+    (tmp_path / "empty_folder").mkdir()
+    ckpt = tmp_path / "none.ckpt"
+    assert run(config(input=str(tmp_path / "absent"), ckpt=str(ckpt))) == 2
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            f"input={tmp_path}",
+            f"ckpt={ckpt}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Checkpoint not found" in result.stderr
+    assert "train.py" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_from_inside_the_package_prints_a_table(recordings, small_checkpoint, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "inference.py",
+            f"input={recordings / 'nested'}",
+            f"ckpt={small_checkpoint}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=SCRIPT.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stereo.flac" in result.stdout
+    assert "short.ogg" in result.stdout
+
+
+@pytest.mark.slow
+def test_onnx_runtime_agrees_with_pytorch(recordings, small_checkpoint, tmp_path):
+    from scripts.export import export_onnx
+
+    onnx_path = export_onnx(
+        EmotionRecognitionModule.from_file(small_checkpoint), tmp_path / "small.onnx", opset=17
+    )
+    outputs = {}
+    for engine in ("torch", "onnx"):
+        out = tmp_path / f"{engine}.csv"
+        cfg = config(
+            input=str(recordings),
+            ckpt=str(small_checkpoint),
+            output=str(out),
+            engine=engine,
+            onnx=str(onnx_path),
+        )
+        assert run(cfg) == 0
+        outputs[engine] = read_csv(out)
+    assert [r["path"] for r in outputs["onnx"]] == [r["path"] for r in outputs["torch"]]
+    for torch_row, onnx_row in zip(outputs["torch"], outputs["onnx"], strict=True):
+        assert onnx_row["error"] == torch_row["error"]
+        if not torch_row["error"]:
+            for emotion in EMOTIONS:
+                assert abs(float(onnx_row[emotion]) - float(torch_row[emotion])) < 1e-4
