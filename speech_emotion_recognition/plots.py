@@ -42,3 +42,73 @@ def save(figure: plt.Figure, path: str | Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def per_class_figure(per_class: dict[str, dict[str, float]]) -> plt.Figure:
+    """Precision, recall and F1 side by side for each emotion."""
+    names = list(per_class)
+    metrics = ("precision", "recall", "f1")
+    x = np.arange(len(names))
+    width = 0.8 / len(metrics)
+    figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, metric in enumerate(metrics):
+        axis.bar(x + i * width, [per_class[n][metric] for n in names], width, label=metric)
+    axis.set_xticks(x + width, names)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("score")
+    axis.legend(ncols=3, loc="upper center")
+    axis.set_title("Per-class scores")
+    return figure
+
+
+def reliability_figure(
+    confidence: np.ndarray, accuracy: np.ndarray, count: np.ndarray, ece: float
+) -> plt.Figure:
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    bins = len(count)
+    centres = (np.arange(bins) + 0.5) / bins
+    used = count > 0
+    figure, axis = plt.subplots(figsize=(5, 5), layout="constrained")
+    axis.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    axis.bar(
+        centres[used],
+        accuracy[used],
+        width=1 / bins,
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
+    )
+    axis.plot(confidence[used], accuracy[used], "o", color="black", label="mean confidence")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("confidence")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"Reliability (ECE {ece:.3f})")
+    axis.legend(loc="upper left")
+    return figure
+
+
+def noise_figure(rows: list[dict], chance: float) -> plt.Figure:
+    """Accuracy and macro-F1 against SNR, one line per noise type; clean audio at the right."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained", sharey=True)
+    noise_types = sorted({r["noise"] for r in rows if r["noise"] != "clean"})
+    clean = next(r for r in rows if r["noise"] == "clean")
+    snrs = sorted({r["snr_db"] for r in rows if r["noise"] != "clean"})
+    positions = {snr: i for i, snr in enumerate(snrs)}
+    clean_x = len(snrs)
+    for axis, metric in zip(axes, ("accuracy", "macro_f1"), strict=True):
+        for noise_type in noise_types:
+            points = sorted((r["snr_db"], r[metric]) for r in rows if r["noise"] == noise_type)
+            axis.plot(
+                [positions[s] for s, _ in points] + [clean_x],
+                [v for _, v in points] + [clean[metric]],
+                "o-",
+                label=noise_type,
+            )
+        axis.axhline(chance, color="grey", linestyle=":", label="chance")
+        axis.set_xticks([*positions.values(), clean_x], [f"{s:g}" for s in snrs] + ["clean"])
+        axis.set_xlabel("SNR (dB)")
+        axis.set_ylim(0, 1)
+        axis.set_title(metric)
+    axes[0].legend()
+    return figure

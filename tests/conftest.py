@@ -26,21 +26,21 @@ FAST = [
 ]
 
 
-def compose_train(output_dir: Path, cache_dir: Path, *overrides: str) -> DictConfig:
-    """The train config as the CLI would build it, with the Hydra run folder set to output_dir."""
+def compose_config(name: str, output_dir: Path, overrides: list[str]) -> DictConfig:
+    """A config as the CLI would build it, with the Hydra run folder set to output_dir."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            return_hydra_config=True,
-            overrides=[*FAST, f"paths.cache_dir={cache_dir}", *overrides],
-        )
+        cfg = compose(config_name=name, return_hydra_config=True, overrides=overrides)
     GlobalHydra.instance().clear()
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def compose_train(output_dir: Path, cache_dir: Path, *overrides: str) -> DictConfig:
+    return compose_config("train", output_dir, [*FAST, f"paths.cache_dir={cache_dir}", *overrides])
 
 
 @pytest.fixture
