@@ -57,6 +57,7 @@ def audio_files(root: str | Path) -> list[Path]:
 
 RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}
 CREMAD_CODES = {"ANG": 0, "DIS": 1, "FEA": 2, "HAP": 3, "NEU": 4, "SAD": 5}
+CREMAD_VOTES = {"A": 0, "D": 1, "F": 2, "H": 3, "N": 4, "S": 5}
 EMODB_CODES = {"W": 0, "E": 1, "A": 2, "F": 3, "N": 4, "T": 5}
 EMODB_FEMALE = {"08", "09", "13", "14", "16"}
 
@@ -74,23 +75,49 @@ def ravdess(root: str | Path) -> list[Clip]:
     return clips
 
 
-def cremad(root: str | Path, demographics: str | Path | None = None) -> list[Clip]:
-    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; sex from VideoDemographics.csv when given."""
+def perceived_labels(votes: str | Path, id_prefix: str) -> dict[str, int]:
+    """Majority crowd vote per clip from tabulatedVotes.csv; ties ("A:N") are left out.
+
+    The file has one row per clip and rating modality; `id_prefix` picks the modality by the
+    first digit of the row id (1: voice only, the ratings of what the audio conveys).
+    """
+    with open(votes, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r[""].startswith(id_prefix)]
+    return {r["fileName"]: CREMAD_VOTES[r["emoVote"]] for r in rows if r["emoVote"] in CREMAD_VOTES}
+
+
+def cremad(
+    root: str | Path,
+    demographics: str | Path | None = None,
+    label: str = "acted",
+    votes: str | Path | None = None,
+    votes_id_prefix: str = "1",
+) -> list[Clip]:
+    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; sex from VideoDemographics.csv when given.
+
+    `label="perceived"` uses the crowd's majority vote instead of the acted emotion.
+    """
     sexes: dict[str, str] = {}
     if demographics and Path(demographics).is_file():
         with open(demographics, newline="") as f:
             sexes = {row["ActorID"]: row["Sex"][:1].upper() for row in csv.DictReader(f)}
+    perceived = None
+    if label == "perceived":
+        if not votes or not Path(votes).is_file():
+            raise FileNotFoundError(
+                f"data.label=perceived needs {votes}: run `python scripts/download_cremad.py`"
+            )
+        perceived = perceived_labels(votes, votes_id_prefix)
     clips = []
     for path in audio_files(_require_dir(root)):
         parts = path.stem.split("_")
         if len(parts) != 4 or parts[2] not in CREMAD_CODES:
             continue
+        emotion = CREMAD_CODES[parts[2]] if perceived is None else perceived.get(path.stem)
+        if emotion is None:
+            continue
         actor = parts[0]
-        clips.append(
-            Clip(
-                str(path), CREMAD_CODES[parts[2]], f"cremad_{actor}", "cremad", sexes.get(actor, "")
-            )
-        )
+        clips.append(Clip(str(path), emotion, f"cremad_{actor}", "cremad", sexes.get(actor, "")))
     return clips
 
 
@@ -305,10 +332,12 @@ class EmotionDataModule(L.LightningDataModule):
         pin_memory: bool,
         seed: int,
         augment: Callable[..., np.ndarray] | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__()
         self.corpus = corpus
         self.root = root
+        self.label = label
         self.split = dict(split)
         self.cache = AudioCache(cache_dir, sample_rate, min_rms)
         self.manifest_dir = Path(manifest_dir)
@@ -320,6 +349,14 @@ class EmotionDataModule(L.LightningDataModule):
         self.augment = augment
         self.splits: dict[str, list[Clip]] = {}
 
+    def clips(self) -> list[Clip]:
+        """The corpus; `label` picks a labelling where a corpus has several (CREMA-D: perceived)."""
+        return (
+            self.corpus(self.root)
+            if self.label is None
+            else self.corpus(self.root, label=self.label)
+        )
+
     def _manifests(self) -> dict[str, Path]:
         return {name: self.manifest_dir / f"{name}.csv" for name in SPLITS}
 
@@ -328,7 +365,7 @@ class EmotionDataModule(L.LightningDataModule):
         manifests = self._manifests()
         if all(p.exists() for p in manifests.values()):
             return
-        clips = self.cache.filter(self.corpus(self.root), self.num_workers)
+        clips = self.cache.filter(self.clips(), self.num_workers)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
         kind = self.split["kind"]

@@ -139,3 +139,21 @@ def test_bad_files_are_skipped_with_one_warning(tmp_path, caplog):
     assert "Skipped 3 of 4" in message
     for name in ("empty.wav", "notes.wav", "silent.wav", "near-silent"):
         assert name in message
+
+
+def test_cremad_perceived_labels_use_the_voice_only_majority_vote(tmp_path):
+    for name in ("1001_DFA_ANG_XX", "1001_DFA_HAP_XX", "1001_IEO_SAD_LO"):
+        speech(tmp_path / "AudioWAV" / f"{name}.wav")
+    votes = tmp_path / "tabulatedVotes.csv"
+    votes.write_text(
+        '"","emoVote","fileName"\n'
+        '"100001","N","1001_DFA_ANG_XX"\n'  # voice only: heard as neutral
+        '"100002","A:N","1001_DFA_HAP_XX"\n'  # a tie: left out
+        '"100003","S","1001_IEO_SAD_LO"\n'
+        '"200001","A","1001_DFA_ANG_XX"\n'  # face only: ignored
+    )
+    clips = cremad(tmp_path / "AudioWAV", label="perceived", votes=votes)
+    assert {Path(c.path).stem: c.label for c in clips} == {
+        "1001_DFA_ANG_XX": EMOTIONS.index("neutral"),
+        "1001_IEO_SAD_LO": EMOTIONS.index("sad"),
+    }
