@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data train test lint format lock
+.PHONY: setup data train test lint format lock repro
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 setup: $(VENV)/.installed
 
 data: setup
-	$(VENV)/bin/dvc pull
+	$(VENV)/bin/dvc pull data/RAVDESS.dvc
 
 train: data
 	$(PY) speech_emotion_recognition/train.py experiment=ravdess_small $(ARGS)
@@ -40,3 +40,8 @@ format: setup
 lock:
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements.lock
+
+# The DVC pipeline (dvc.yaml): prepare -> train -> evaluate for experiment=ravdess_small.
+repro: data
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(VENV)/bin/dvc metrics show

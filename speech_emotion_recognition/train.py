@@ -80,9 +80,11 @@ def train(cfg: DictConfig) -> dict:
         results["val"] = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)[0]
         results["test"] = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)[0]
     if trainer.is_global_zero:
-        path = Path(cfg.paths.output_dir) / "metrics.json"
-        path.write_text(json.dumps(results, indent=2) + "\n")
-        log.info("Metrics written to %s", path)
+        out = Path(cfg.paths.output_dir)
+        # With test=true the module now holds the best checkpoint (loaded for validate/test).
+        model.save_weights(out / "model.safetensors")
+        (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+        log.info("Metrics and fp16 weights written to %s", out)
     return results
 
 

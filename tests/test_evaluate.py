@@ -17,19 +17,16 @@ FIGURES = (
 @pytest.mark.slow
 def test_report_end_to_end_on_a_labelled_folder(small_checkpoint, separable_corpus, tmp_path):
     out = tmp_path / "report"
-    cfg = compose_config(
-        "evaluate",
-        out,
-        [
-            f"ckpt={small_checkpoint}",
-            "data=folder",
-            f"data.root={separable_corpus}",
-            "subset=all",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "data.num_workers=0",
-            "noise.snr_db=[10,0]",
-        ],
-    )
+    overrides = [
+        f"ckpt={small_checkpoint}",
+        "data=folder",
+        f"data.root={separable_corpus}",
+        "subset=all",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "data.num_workers=0",
+        "noise.snr_db=[10,0]",
+    ]
+    cfg = compose_config("evaluate", out, overrides)
     results = evaluate(cfg)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["n_clips"] == 120
@@ -51,21 +48,7 @@ def test_report_end_to_end_on_a_labelled_folder(small_checkpoint, separable_corp
     assert f"{results['accuracy']:.3f}" in report
     assert "noise_robustness.png" in report
     # same seed, same noise: a second run gives the same numbers
-    again = evaluate(
-        compose_config(
-            "evaluate",
-            tmp_path / "again",
-            [
-                f"ckpt={small_checkpoint}",
-                "data=folder",
-                f"data.root={separable_corpus}",
-                "subset=all",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                "data.num_workers=0",
-                "noise.snr_db=[10,0]",
-            ],
-        )
-    )
+    again = evaluate(compose_config("evaluate", tmp_path / "again", overrides))
     assert again["noise"] == results["noise"]
 
 
