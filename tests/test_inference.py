@@ -25,6 +25,7 @@ def recordings(tmp_path_factory):
         write(root / f"rate_{rate}.wav", tone(CLASS_PITCH_HZ[0], 2.0, rate, rng), rate)
     write(root / "nested" / "deeper" / "stereo.flac", tone(300, 3.0, 16000, rng, channels=2), 16000)
     write(root / "nested" / "short.ogg", tone(200, 0.2, 16000, rng), 16000)
+    write(root / "nested" / "speech.mp3", tone(250, 2.5, 44100, rng), 44100)
     write(root / "long.wav", tone(150, 60.0, 16000, rng), 16000)
     (root / "empty.wav").write_bytes(b"")
     (root / "notes.wav").write_text("this is a text file, not audio\n")
@@ -35,7 +36,7 @@ def recordings(tmp_path_factory):
 
 
 BAD = {"empty.wav", "notes.wav", "corrupt.wav", "silent.wav"}
-N_FILES = 12
+N_FILES = 13
 
 
 def config(**values):

@@ -8,7 +8,7 @@ import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.train import train
+from speech_emotion_recognition.train import instantiate_loggers, train, wandb_can_sync
 
 
 def folder_overrides(root) -> list[str]:
@@ -32,6 +32,7 @@ def test_small_model_learns_separable_classes(make_cfg, separable_corpus, tmp_pa
         "checkpoints/last.ckpt",
         "confusion_matrix_val.png",
         "confusion_matrix_test.png",
+        "model.safetensors",
         "csv/metrics.csv",
     ):
         assert (run / name).is_file(), name
@@ -125,3 +126,17 @@ def test_ddp_on_cpu_with_two_processes(separable_corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size=2" in result.stderr or "distributed_backend=gloo" in result.stderr
     assert (out / "metrics.json").is_file()
+
+
+def test_wandb_goes_offline_without_an_api_key(make_cfg, monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not wandb_can_sync()
+    cfg = make_cfg("logger=default")
+    csv_logger, wandb_logger = instantiate_loggers(cfg.logger)
+    assert csv_logger.save_dir == str(tmp_path / "run")
+    wandb_logger.log_metrics({"val/acc": 0.5})  # starts the run: must not wait for a network
+    wandb_logger.experiment.finish()
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
