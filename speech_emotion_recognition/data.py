@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.preprocessing import (
     AUDIO_EXTENSIONS,
     AudioError,
@@ -44,7 +45,8 @@ class Clip:
 
 
 def _require_dir(root: str | Path) -> Path:
-    root = Path(root)
+    """The corpus folder, absolute, so clip paths mean the same from any working directory."""
+    root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset folder not found: {root.resolve()}. {DATA_HINT}")
     return root
@@ -52,7 +54,9 @@ def _require_dir(root: str | Path) -> Path:
 
 def audio_files(root: str | Path) -> list[Path]:
     """Every decodable-looking file below `root`, sorted so runs see the same order."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(
+        p for p in Path(root).resolve().rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
+    )
 
 
 RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}
@@ -263,19 +267,29 @@ def split_random(
 SPLITTERS = {"speaker": split_by_speaker, "random": split_random}
 
 
+def _portable(path: str) -> str:
+    """Paths inside the repository are written relative to it, so manifests (and the DVC
+    hashes of them) do not depend on where the repository is checked out."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(PROJECT_ROOT)) if PROJECT_ROOT in resolved.parents else path
+
+
 def write_manifest(clips: Iterable[Clip], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(Clip)])
         writer.writeheader()
-        writer.writerows(asdict(c) for c in clips)
+        writer.writerows({**asdict(c), "path": _portable(c.path)} for c in clips)
     os.replace(tmp, path)
 
 
 def read_manifest(path: Path) -> list[Clip]:
     with open(path, newline="") as f:
-        return [Clip(**{**row, "label": int(row["label"])}) for row in csv.DictReader(f)]
+        return [
+            Clip(**{**row, "path": str(PROJECT_ROOT / row["path"]), "label": int(row["label"])})
+            for row in csv.DictReader(f)
+        ]
 
 
 class EmotionDataset(Dataset):

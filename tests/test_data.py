@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech_emotion_recognition import data
+from speech_emotion_recognition import PROJECT_ROOT, data
 from speech_emotion_recognition.data import (
     EMOTIONS,
     AudioCache,
@@ -77,7 +77,7 @@ def test_missing_dataset_names_path_and_command(tmp_path):
 
 def corpus(n_speakers: int = 20, per_speaker: int = 12) -> list[Clip]:
     return [
-        Clip(f"s{s:02d}_{i}.wav", i % 6, f"spk{s:02d}", "test", "MF"[s % 2])
+        Clip(f"/corpus/s{s:02d}_{i}.wav", i % 6, f"spk{s:02d}", "test", "MF"[s % 2])
         for s in range(n_speakers)
         for i in range(per_speaker)
     ]
@@ -157,3 +157,13 @@ def test_cremad_perceived_labels_use_the_voice_only_majority_vote(tmp_path):
         "1001_DFA_ANG_XX": EMOTIONS.index("neutral"),
         "1001_IEO_SAD_LO": EMOTIONS.index("sad"),
     }
+
+
+def test_manifests_store_repository_paths_relative(tmp_path):
+    inside = Clip(str(PROJECT_ROOT / "data" / "RAVDESS" / "a.wav"), 1, "s", "ravdess", "F")
+    outside = Clip(str(tmp_path / "b.wav"), 2, "t", "folder")
+    write_manifest([inside, outside], tmp_path / "m.csv")
+    text = (tmp_path / "m.csv").read_text()
+    assert "data/RAVDESS/a.wav" in text
+    assert str(PROJECT_ROOT) not in text
+    assert read_manifest(tmp_path / "m.csv") == [inside, outside]
