@@ -48,15 +48,13 @@ def _require_dir(root: str | Path) -> Path:
     """The corpus folder, absolute, so clip paths mean the same from any working directory."""
     root = Path(root).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"Dataset folder not found: {root.resolve()}. {DATA_HINT}")
+        raise FileNotFoundError(f"Dataset folder not found: {root}. {DATA_HINT}")
     return root
 
 
 def audio_files(root: str | Path) -> list[Path]:
     """Every decodable-looking file below `root`, sorted so runs see the same order."""
-    return sorted(
-        p for p in Path(root).resolve().rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
-    )
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}

@@ -179,3 +179,12 @@ def test_onnx_runtime_agrees_with_pytorch(recordings, small_checkpoint, tmp_path
         if not torch_row["error"]:
             for emotion in EMOTIONS:
                 assert abs(float(onnx_row[emotion]) - float(torch_row[emotion])) < 1e-4
+
+
+@pytest.mark.slow
+def test_paths_are_reported_as_given(recordings, small_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(recordings.parent)
+    output = tmp_path / "relative.csv"
+    cfg = config(input=recordings.name + "/nested", ckpt=str(small_checkpoint), output=str(output))
+    assert run(cfg) == 0
+    assert all(row["path"].startswith(f"{recordings.name}/nested/") for row in read_csv(output))
