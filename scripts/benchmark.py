@@ -21,7 +21,7 @@ from rich.table import Table
 
 from scripts.export import export_onnx
 from speech_emotion_recognition.data import EMOTIONS
-from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.inference import resolve_device, run
 from speech_emotion_recognition.preprocessing import load_audio
 
 
@@ -38,9 +38,7 @@ def timed(step: Callable[[], object], warmup: int, steps: int, sync: Callable[[]
 
 
 def benchmark(cfg: DictConfig) -> list[tuple[str, float]]:
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    )
+    device = resolve_device(cfg.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     autocast = torch.autocast(device.type, torch.bfloat16, enabled="bf16" in cfg.precision)
     rows = []

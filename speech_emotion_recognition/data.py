@@ -265,9 +265,9 @@ def split_random(
 SPLITTERS = {"speaker": split_by_speaker, "random": split_random}
 
 
-def _portable(path: str) -> str:
-    """Paths inside the repository are written relative to it, so manifests (and the DVC
-    hashes of them) do not depend on where the repository is checked out."""
+def repo_relative(path: str) -> str:
+    """Paths inside the repository relative to it, so manifests, their DVC hashes and reports
+    do not depend on where the repository is checked out."""
     resolved = Path(path).resolve()
     return str(resolved.relative_to(PROJECT_ROOT)) if PROJECT_ROOT in resolved.parents else path
 
@@ -278,7 +278,7 @@ def write_manifest(clips: Iterable[Clip], path: Path) -> None:
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(Clip)])
         writer.writeheader()
-        writer.writerows({**asdict(c), "path": _portable(c.path)} for c in clips)
+        writer.writerows({**asdict(c), "path": repo_relative(c.path)} for c in clips)
     os.replace(tmp, path)
 
 

@@ -15,8 +15,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.data import EMOTIONS, SPLITS, Clip
+from speech_emotion_recognition.data import EMOTIONS, SPLITS, Clip, repo_relative
 from speech_emotion_recognition.inference import Predictor, resolve_device
 from speech_emotion_recognition.metrics import classification_report, reliability
 from speech_emotion_recognition.model import EmotionRecognitionModule
@@ -31,15 +30,6 @@ from speech_emotion_recognition.plots import (
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
 log = logging.getLogger(__name__)
-
-
-def predict_all(predictor: Predictor, audio: list[np.ndarray], batch_size: int) -> np.ndarray:
-    return np.concatenate(
-        [
-            predictor.probabilities(np.stack(audio[i : i + batch_size]))
-            for i in range(0, len(audio), batch_size)
-        ]
-    )
 
 
 def noisy_versions(
@@ -69,21 +59,15 @@ def noisy_versions(
     return mixed
 
 
-def display_path(path: str) -> str:
-    """Paths inside the repository are shown relative to it, so reports read the same anywhere."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(PROJECT_ROOT)) if PROJECT_ROOT in resolved.parents else path
-
-
 def snr_label(snr_db: float | None) -> str:
     return "∞ (clean)" if snr_db is None else f"{snr_db:g}"
 
 
 def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfig) -> None:
     lines = [
-        f"# Evaluation of `{display_path(cfg.ckpt)}`",
+        f"# Evaluation of `{repo_relative(cfg.ckpt)}`",
         "",
-        f"Data: `{display_path(cfg.data.root)}` ({Path(cfg.data.corpus._target_).suffix[1:]}), "
+        f"Data: `{repo_relative(cfg.data.root)}` ({Path(cfg.data.corpus._target_).suffix[1:]}), "
         f"subset `{cfg.subset}`, {report['n_clips']} clips, split `{cfg.split.kind}`, "
         f"seed {cfg.seed}; speakers: {', '.join(report['per_speaker'])}.",
         "",
@@ -151,15 +135,16 @@ def evaluate(cfg: DictConfig) -> dict:
     if not clips:
         raise RuntimeError(f"The {cfg.subset} subset is empty.")
     n_samples, cache = datamodule.n_samples, datamodule.cache
-    audio = [crop_or_pad(cache.load(c.path), n_samples).astype(np.float32) for c in clips]
-    lengths = [min(len(cache.load(c.path)), n_samples) for c in clips]
+    decoded = [cache.load(c.path) for c in clips]
+    audio = [crop_or_pad(a, n_samples).astype(np.float32) for a in decoded]
+    lengths = [min(len(a), n_samples) for a in decoded]
     voices: dict[str, list] = defaultdict(list)
     for clip in everything:
         voices[clip.speaker].append(cache.load(clip.path))
 
     labels = [c.label for c in clips]
     speakers = [c.speaker for c in clips]
-    probabilities = predict_all(predictor, audio, cfg.batch_size)
+    probabilities = predictor.probabilities(audio, cfg.batch_size)
     report = classification_report(probabilities, labels, speakers, EMOTIONS, cfg.ece_bins)
     noise_rows = [
         {
@@ -177,7 +162,7 @@ def evaluate(cfg: DictConfig) -> dict:
                 clips, audio, lengths, voices, noise_type, snr_db, cfg, condition
             )
             scores = classification_report(
-                predict_all(predictor, noisy, cfg.batch_size),
+                predictor.probabilities(noisy, cfg.batch_size),
                 labels,
                 speakers,
                 EMOTIONS,
@@ -213,7 +198,7 @@ def evaluate(cfg: DictConfig) -> dict:
     results = {
         **report,
         "noise": noise_rows,
-        "checkpoint": display_path(cfg.ckpt),
+        "checkpoint": repo_relative(cfg.ckpt),
         "subset": cfg.subset,
     }
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")

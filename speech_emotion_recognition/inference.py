@@ -116,8 +116,17 @@ class Predictor:
                 onnx_path, providers=[p for p in providers if p in available]
             )
 
+    def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
+        return np.concatenate(
+            [
+                self._batch(np.stack(windows[i : i + batch_size]))
+                for i in range(0, len(windows), batch_size)
+            ]
+        )
+
     @torch.inference_mode()
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+    def _batch(self, windows: np.ndarray) -> np.ndarray:
         features = self.module.features(torch.from_numpy(windows).to(self.device))
         if self.session is None:
             logits = self.module.net(features)
@@ -144,12 +153,7 @@ def predict(
         decoded = [w for w in pending if not w.error]
         if decoded:
             windows = np.concatenate([w.audio for w in decoded])
-            probabilities = np.concatenate(
-                [
-                    predictor.probabilities(windows[i : i + cfg.batch_size])
-                    for i in range(0, len(windows), cfg.batch_size)
-                ]
-            )
+            probabilities = predictor.probabilities(windows, cfg.batch_size)
             splits = np.cumsum([len(w.audio) for w in decoded])[:-1]
             by_path = dict(
                 zip([w.path for w in decoded], np.split(probabilities, splits), strict=True)
