@@ -8,7 +8,7 @@ import logging
 import os
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -136,6 +136,47 @@ def emodb(root: str | Path) -> list[Clip]:
     return clips
 
 
+TESS_EMOTIONS = {name: label for label, name in enumerate(EMOTIONS)}
+URDU_CODES = {"A": 0, "H": 3, "N": 4, "S": 5}
+
+
+def tess(root: str | Path) -> list[Clip]:
+    """TESS `<SPK>_<emotion>/<SPK>_<word>_<emotion>.flac`; both speakers (OAF, YAF) are female."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        emotion = parts[-1].lower()
+        if len(parts) < 3 or emotion not in TESS_EMOTIONS:
+            continue
+        speaker = parts[0].upper()
+        clips.append(Clip(str(path), TESS_EMOTIONS[emotion], f"tess_{speaker}", "tess", "F"))
+    return clips
+
+
+def urdu(root: str | Path) -> list[Clip]:
+    """URDU `<Emotion>/S<sex><id>_F<n>_<E><n>.flac`: speaker `S<sex><id>`, emotion letter E."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        if len(parts) != 3 or len(parts[0]) < 3 or parts[2][:1] not in URDU_CODES:
+            continue
+        speaker = parts[0].upper()
+        sex = speaker[1] if speaker[1] in "MF" else ""
+        clips.append(Clip(str(path), URDU_CODES[parts[2][0]], f"urdu_{speaker}", "urdu", sex))
+    return clips
+
+
+def combine(
+    root: str | Path, parts: Mapping[str, Callable[[str], list[Clip]] | None]
+) -> list[Clip]:
+    """Several corpora in one run: `parts` maps a folder below `root` to the parser of that folder.
+
+    A part set to None is left out, so configs can drop one with `data.corpus.parts.TESS=null`.
+    """
+    root = _require_dir(root)
+    return [c for name, parse in parts.items() if parse is not None for c in parse(root / name)]
+
+
 def folder(root: str | Path) -> list[Clip]:
     """`root/<emotion>/**/file`; the speaker is the sub-folder below the emotion when there is one.
 
@@ -174,6 +215,7 @@ class AudioCache:
         self.directory = Path(directory)
         self.sample_rate = sample_rate
         self.min_rms = min_rms
+        self.memory: dict[str, np.ndarray] = {}
 
     def _key(self, path: str) -> Path:
         stat = os.stat(path)
@@ -208,7 +250,14 @@ class AudioCache:
         return None
 
     def load(self, path: str) -> np.ndarray:
+        if path in self.memory:
+            return self.memory[path]
         return np.load(self._key(path).with_suffix(".npy"), mmap_mode="r")
+
+    def keep_in_memory(self, paths: Iterable[str]) -> None:
+        """Read these clips into RAM once: DataLoader workers then share them without file I/O."""
+        for path in paths:
+            self.memory[path] = np.array(self.load(path))
 
     def filter(self, clips: Sequence[Clip], workers: int) -> list[Clip]:
         """Keep the clips that decode; one warning counts and lists the ones skipped."""
@@ -263,6 +312,31 @@ def split_random(
 
 
 SPLITTERS = {"speaker": split_by_speaker, "random": split_random}
+
+
+def split_corpora(
+    clips: Sequence[Clip], split: Mapping, seed: int, train_only: Sequence[str] = ()
+) -> dict[str, list[Clip]]:
+    """Split each corpus on its own, so mixing corpora never moves one corpus's test speakers.
+
+    Corpora named in `train_only` (e.g. TESS, with two speakers) go to training whole.
+    """
+    parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
+    for corpus in sorted({c.corpus for c in clips}):
+        members = [c for c in clips if c.corpus == corpus]
+        if corpus in train_only:
+            parts["train"].extend(members)
+            continue
+        if split["kind"] == "speaker" and len({c.speaker for c in members}) < 3:
+            raise ValueError(
+                f"Corpus {corpus} has fewer than 3 speakers, too few for speaker-independent "
+                "validation and test: add it to data.train_only or use split=random."
+            )
+        for name, part in SPLITTERS[split["kind"]](
+            members, split["val"], split["test"], seed
+        ).items():
+            parts[name].extend(part)
+    return parts
 
 
 def repo_relative(path: str) -> str:
@@ -345,6 +419,8 @@ class EmotionDataModule(L.LightningDataModule):
         seed: int,
         augment: Callable[..., np.ndarray] | None = None,
         label: str | None = None,
+        train_only: Sequence[str] = (),
+        in_memory: bool = False,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -359,6 +435,8 @@ class EmotionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.seed = seed
         self.augment = augment
+        self.train_only = list(train_only)
+        self.in_memory = in_memory
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -380,12 +458,16 @@ class EmotionDataModule(L.LightningDataModule):
         clips = self.cache.filter(self.clips(), self.num_workers)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
-        kind = self.split["kind"]
-        splits = SPLITTERS[kind](clips, self.split["val"], self.split["test"], self.seed)
+        splits = split_corpora(clips, self.split, self.seed, self.train_only)
         for name, path in manifests.items():
             write_manifest(splits[name], path)
         sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)
-        log.info("Wrote %s split manifests to %s (%s clips)", kind, self.manifest_dir, sizes)
+        log.info(
+            "Wrote %s split manifests to %s (%s clips)",
+            self.split["kind"],
+            self.manifest_dir,
+            sizes,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -395,6 +477,8 @@ class EmotionDataModule(L.LightningDataModule):
             name: self.cache.filter(read_manifest(path), self.num_workers)
             for name, path in self._manifests().items()
         }
+        if self.in_memory:
+            self.cache.keep_in_memory(c.path for part in self.splits.values() for c in part)
 
     def train_labels(self) -> list[int]:
         return [c.label for c in self.splits["train"]]

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from speech_emotion_recognition.batch_augment import BatchAugment
 from speech_emotion_recognition.classifier import CNNTransformer
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
@@ -58,6 +59,7 @@ class EmotionRecognitionModule(L.LightningModule):
         optimizer: dict,
         scheduler: dict | None = None,
         class_weights: Sequence[float] | None = None,
+        batch_augment: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -69,6 +71,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 "optimizer": _plain(optimizer),
                 "scheduler": _plain(scheduler),
                 "class_weights": None if class_weights is None else list(class_weights),
+                "batch_augment": _plain(batch_augment),
             }
         )
         n_classes = len(class_names)
@@ -79,6 +82,7 @@ class EmotionRecognitionModule(L.LightningModule):
             n_classes=n_classes,
             **self.hparams.net,
         )
+        self.batch_augment = BatchAugment(**batch_augment) if batch_augment else None
         self.criterion = FocalLoss(gamma, class_weights)
         # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
         self.metrics = torch.nn.ModuleDict(
@@ -91,6 +95,13 @@ class EmotionRecognitionModule(L.LightningModule):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
         return self.net(self.features(waveforms))
+
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
+        """Training batches get the on-device augmentations (augmentation=gpu) here."""
+        if self.batch_augment is not None and self.trainer.training:
+            waveforms, *rest = batch
+            return (self.batch_augment(waveforms), *rest)
+        return batch
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         waveforms, labels = batch

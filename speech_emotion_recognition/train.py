@@ -6,12 +6,15 @@ import json
 import logging
 import netrc
 import os
+import platform
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +60,30 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
     return loggers
 
 
+def processor_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (platform.processor() only says x86_64)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def machine(trainer: L.Trainer) -> dict:
+    """Where the run trained, for the model card: device, processor, threads, precision."""
+    root = trainer.strategy.root_device
+    return {
+        "device": torch.cuda.get_device_name(root) if root.type == "cuda" else "CPU",
+        "processor": processor_name(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "precision": str(trainer.precision),
+        "torch": torch.__version__,
+    }
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit, then evaluate the best checkpoint on val and test; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
@@ -68,9 +95,16 @@ def train(cfg: DictConfig) -> dict:
     trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=instantiate_loggers(cfg.get("logger"))
     )
+    start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - start
 
-    results: dict = {"seed": cfg.seed, "epochs": trainer.current_epoch}
+    results: dict = {
+        "seed": cfg.seed,
+        "epochs": trainer.current_epoch,
+        "fit_seconds": round(fit_seconds, 1),
+        "machine": machine(trainer),
+    }
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
