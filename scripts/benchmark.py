@@ -21,7 +21,8 @@ from rich.table import Table
 
 from scripts.export import export_onnx
 from speech_emotion_recognition.data import EMOTIONS
-from speech_emotion_recognition.inference import resolve_device, run
+from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.predictor import resolve_device
 from speech_emotion_recognition.preprocessing import load_audio
 
 

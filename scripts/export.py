@@ -17,13 +17,13 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.model import EmotionRecognitionModule
+from speech_emotion_recognition.predictor import EmotionClassifier, load_classifier
 
 log = logging.getLogger(__name__)
 
 
-def export_onnx(module: EmotionRecognitionModule, path: Path, opset: int) -> Path:
-    features = module.hparams.features
+def export_onnx(module: EmotionClassifier, path: Path, opset: int) -> Path:
+    features = module.hparams["features"]
     example = torch.randn(2, 1, features["n_mels"], features["n_frames"])
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -52,7 +52,7 @@ def export_onnx(module: EmotionRecognitionModule, path: Path, opset: int) -> Pat
 def main(cfg: DictConfig) -> None:
     ckpt = Path(cfg.ckpt)
     export_onnx(
-        EmotionRecognitionModule.from_file(ckpt),
+        load_classifier(ckpt),
         Path(cfg.onnx or ckpt.with_suffix(".onnx")),
         cfg.opset,
     )

@@ -88,7 +88,7 @@ EOF
   start=$(date +%s)
   # max_time stops a slower-than-measured run in time for the test and the packing.
   $PY speech_emotion_recognition/train.py experiment=multi_full logger=csv "${DATA[@]}" \
-    "${FEED[@]}" trainer.max_epochs="$EPOCHS" ++trainer.max_time="00:00:00:$((TRAIN_SECONDS + 60))" \
+    "${FEED[@]}" trainer.max_epochs="$EPOCHS" ++trainer.max_time="$(printf "00:00:%02d:%02d" $(((TRAIN_SECONDS + 60) / 60)) $(((TRAIN_SECONDS + 60) % 60)))" \
     "${MODEL[@]}" "${TRAIN[@]}" hydra.run.dir="$RUNS/train" "$@" 2>&1 | tee -a "$OUT/train.log"
   echo "wall seconds: $(($(date +%s) - start))" | tee -a "$OUT/train.log"
   run="$RUNS/train"

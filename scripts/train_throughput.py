@@ -27,8 +27,8 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from speech_emotion_recognition.data import EMOTIONS
-from speech_emotion_recognition.inference import resolve_device
 from speech_emotion_recognition.model import EmotionRecognitionModule
+from speech_emotion_recognition.predictor import resolve_device
 
 OmegaConf.register_new_resolver("cpus", lambda: max(1, (os.cpu_count() or 2) - 1), replace=True)
 

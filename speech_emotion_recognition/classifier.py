@@ -56,8 +56,10 @@ class CNNTransformer(nn.Module):
         n_layers: int,
         dropout: float,
         n_classes: int,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
+        self.channels_last = channels_last
         if not len(channels) == len(kernels) == len(pools):
             raise ValueError("channels, kernels and pools need one entry per conv block")
         mel_left, frames_left = n_mels, n_frames
@@ -85,6 +87,8 @@ class CNNTransformer(nn.Module):
         self.head = nn.Linear(d_model, n_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:  # oneDNN and cuDNN convolutions run fastest on NHWC tensors
+            features = features.contiguous(memory_format=torch.channels_last)
         maps = self.cnn(features)  # (B, C, 1, T')
         sequence = maps.squeeze(2).transpose(1, 2)  # (B, T', C)
         encoded = self.encoder(self.positional(sequence))

@@ -19,16 +19,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import (
-    AUDIO_EXTENSIONS,
     AudioError,
+    audio_files,
     crop_or_pad,
     load_audio,
 )
 
 log = logging.getLogger(__name__)
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad")
 SPLITS = ("train", "val", "test")
 DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md > Data."
 
@@ -50,11 +50,6 @@ def _require_dir(root: str | Path) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset folder not found: {root}. {DATA_HINT}")
     return root
-
-
-def audio_files(root: str | Path) -> list[Path]:
-    """Every decodable-looking file below `root`, sorted so runs see the same order."""
-    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}

@@ -16,9 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from speech_emotion_recognition.data import EMOTIONS, SPLITS, Clip, repo_relative
-from speech_emotion_recognition.inference import Predictor, resolve_device
 from speech_emotion_recognition.metrics import classification_report, reliability
-from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.noise import babble, coloured_noise, mix_at_snr
 from speech_emotion_recognition.plots import (
     confusion_matrix_figure,
@@ -26,6 +24,12 @@ from speech_emotion_recognition.plots import (
     per_class_figure,
     reliability_figure,
     save,
+)
+from speech_emotion_recognition.predictor import (
+    Predictor,
+    load_classifier,
+    resolve_device,
+    resolve_precision,
 )
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
@@ -121,11 +125,12 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    module = EmotionRecognitionModule.from_file(cfg.ckpt)
-    predictor = Predictor(module, resolve_device(cfg.device))
+    classifier = load_classifier(cfg.ckpt)
+    device = resolve_device(cfg.device)
+    predictor = Predictor(classifier, device, resolve_precision(cfg.precision, device))
     datamodule = hydra.utils.instantiate(
         cfg.data,
-        sample_rate=module.hparams.features["sample_rate"],
+        sample_rate=classifier.sample_rate,
         manifest_dir=cfg.manifest_dir,
         augment=None,
     )

@@ -12,22 +12,26 @@ import csv
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from speech_emotion_recognition.data import EMOTIONS, audio_files
-from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.preprocessing import AudioError, crop_or_pad, load_audio
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.predictor import (
+    Predictor,
+    Windowing,
+    Windows,
+    load_classifier,
+    predict_files,
+    resolve_device,
+    resolve_precision,
+)
+from speech_emotion_recognition.preprocessing import audio_files
 
 log = logging.getLogger(__name__)
 
@@ -35,140 +39,6 @@ COLUMNS = ("path", "label", "confidence", *EMOTIONS, "error")
 SEGMENT_COLUMNS = ("path", "start", "end", "label", "confidence", *EMOTIONS)
 TABLE_MIN_WIDTH = 120  # columns; rich assumes 80 when stdout is not a terminal
 GET_MODEL = "Train one with `python speech_emotion_recognition/train.py` or run `dvc pull`."
-
-
-@dataclass
-class Windows:
-    """One decoded file cut into model-length windows; `starts` in seconds, speech windows only."""
-
-    path: str
-    audio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    starts: list[float] = field(default_factory=list)
-    error: str = ""
-
-
-def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
-    """Starts that cover the whole file; the last window is aligned to the end."""
-    if n_samples <= window:
-        return [0]
-    starts = list(range(0, n_samples - window + 1, hop))
-    if starts[-1] + window < n_samples:
-        starts.append(n_samples - window)
-    return starts
-
-
-def cut(audio: np.ndarray, sample_rate: int, window: int, hop: int, silence_dbfs: float):
-    """(windows, start seconds) of the windows louder than `silence_dbfs`."""
-    windows, starts = [], []
-    for start in window_starts(len(audio), window, hop):
-        segment = crop_or_pad(audio, window, start)
-        rms = np.sqrt(np.mean(np.square(segment[: len(audio) - start], dtype=np.float64)))
-        if 20 * np.log10(max(rms, 1e-12)) >= silence_dbfs:
-            windows.append(segment)
-            starts.append(start / sample_rate)
-    if not windows:
-        raise AudioError(f"no speech: every window is below {silence_dbfs} dBFS")
-    return np.stack(windows).astype(np.float32), starts
-
-
-class WindowedFiles(Dataset):
-    """Decodes in DataLoader workers, so the next files are read while the model runs."""
-
-    def __init__(self, paths: Sequence[str], sample_rate: int, cfg: DictConfig) -> None:
-        self.paths = list(paths)
-        self.sample_rate = sample_rate
-        self.window = int(cfg.window_seconds * sample_rate)
-        self.hop = int(cfg.hop_seconds * sample_rate)
-        self.silence_dbfs = cfg.silence_dbfs
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Windows:
-        path = self.paths[index]
-        try:
-            audio = load_audio(path, self.sample_rate)
-            windows, starts = cut(audio, self.sample_rate, self.window, self.hop, self.silence_dbfs)
-        except AudioError as error:
-            return Windows(path, error=str(error))
-        return Windows(path, windows, starts)
-
-
-def _single(items: list[Windows]) -> Windows:
-    return items[0]
-
-
-class Predictor:
-    """Log-mel features in torch, then the classifier in torch or ONNX Runtime."""
-
-    def __init__(
-        self, module: EmotionRecognitionModule, device: torch.device, onnx_path: str | None = None
-    ) -> None:
-        self.module = module.to(device).eval()
-        self.device = device
-        self.session = None
-        if onnx_path:
-            import onnxruntime
-
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            available = set(onnxruntime.get_available_providers())
-            self.session = onnxruntime.InferenceSession(
-                onnx_path, providers=[p for p in providers if p in available]
-            )
-
-    def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
-        return np.concatenate(
-            [
-                self._batch(np.stack(windows[i : i + batch_size]))
-                for i in range(0, len(windows), batch_size)
-            ]
-        )
-
-    @torch.inference_mode()
-    def _batch(self, windows: np.ndarray) -> np.ndarray:
-        features = self.module.features(torch.from_numpy(windows).to(self.device))
-        if self.session is None:
-            logits = self.module.net(features)
-        else:
-            (logits,) = self.session.run(None, {"features": features.cpu().numpy()})
-            logits = torch.from_numpy(logits)
-        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
-
-
-def predict(
-    paths: Sequence[str], predictor: Predictor, cfg: DictConfig
-) -> Iterator[tuple[Windows, np.ndarray | None]]:
-    """Yields each file with its per-window probabilities, batching windows across files."""
-    sample_rate = predictor.module.hparams.features["sample_rate"]
-    loader = DataLoader(
-        WindowedFiles(paths, sample_rate, cfg),
-        batch_size=1,
-        collate_fn=_single,
-        num_workers=cfg.num_workers,
-    )
-    pending: list[Windows] = []
-
-    def flush() -> Iterator[tuple[Windows, np.ndarray | None]]:
-        decoded = [w for w in pending if not w.error]
-        if decoded:
-            windows = np.concatenate([w.audio for w in decoded])
-            probabilities = predictor.probabilities(windows, cfg.batch_size)
-            splits = np.cumsum([len(w.audio) for w in decoded])[:-1]
-            by_path = dict(
-                zip([w.path for w in decoded], np.split(probabilities, splits), strict=True)
-            )
-        for item in pending:
-            yield item, None if item.error else by_path[item.path]
-        pending.clear()
-
-    for item in tqdm(
-        loader, total=len(paths), desc="files", unit="file", disable=len(paths) < 2, file=sys.stderr
-    ):
-        pending.append(item)
-        if sum(len(w.audio) for w in pending) >= cfg.batch_size:
-            yield from flush()
-    yield from flush()
 
 
 def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
@@ -230,12 +100,6 @@ def print_rows(rows: list[dict], columns: Sequence[str], title: str, root: Path)
     console.print(table)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run(cfg: DictConfig) -> int:
     """The whole command; returns the exit status (0 when at least one file was predicted)."""
     source, ckpt = Path(cfg.input), Path(cfg.ckpt)
@@ -257,11 +121,15 @@ def run(cfg: DictConfig) -> int:
                 "ONNX model not found: %s. Run `python scripts/export.py ckpt=%s`", onnx_path, ckpt
             )
             return 2
-    predictor = Predictor(
-        EmotionRecognitionModule.from_file(ckpt), resolve_device(cfg.device), onnx_path
-    )
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path)
+    log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
+    windowing = Windowing(cfg.window_seconds, cfg.hop_seconds, cfg.silence_dbfs)
     rows, segments = [], []
-    for item, probabilities in predict(paths, predictor, cfg):
+    for item, probabilities in predict_files(
+        paths, predictor, windowing, cfg.batch_size, cfg.num_workers
+    ):
         rows.append(file_row(item, probabilities))
         if cfg.segments and probabilities is not None:
             segments.extend(segment_rows(item, probabilities, cfg.window_seconds))

@@ -11,8 +11,7 @@ import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -25,9 +24,8 @@ from speech_emotion_recognition.batch_augment import BatchAugment
 from speech_emotion_recognition.classifier import CNNTransformer
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
+from speech_emotion_recognition.predictor import HPARAMS_KEY
 from speech_emotion_recognition.preprocessing import LogMelFeatures
-
-HPARAMS_KEY = "hparams"
 
 
 def _plain(value: Any) -> Any:
@@ -173,19 +171,3 @@ class EmotionRecognitionModule(L.LightningModule):
         }
         save_file(tensors, path, metadata={HPARAMS_KEY: json.dumps(dict(self.hparams))})
         return path
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> EmotionRecognitionModule:
-        """Load a Lightning checkpoint or released safetensors; sizes come from the file itself."""
-        path = Path(path)
-        if path.suffix == ".safetensors":
-            with safe_open(path, framework="pt") as f:
-                hparams = json.loads(f.metadata()[HPARAMS_KEY])
-            module = cls(**hparams)
-            state = {
-                k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()
-            }
-            module.load_state_dict(state)
-        else:
-            module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-        return module.eval()

@@ -112,3 +112,21 @@ def noise_figure(rows: list[dict], chance: float) -> plt.Figure:
         axis.set_title(metric)
     axes[0].legend()
     return figure
+
+
+def training_curves_figure(epochs: list[dict[str, float]]) -> plt.Figure:
+    """Loss and validation scores per epoch, from the CSV logger's rows (one dict per epoch)."""
+    figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    x = [e["epoch"] + 1 for e in epochs]
+    for key, label in (("train/loss_epoch", "train"), ("val/loss", "validation")):
+        loss_axis.plot(x, [e.get(key, np.nan) for e in epochs], label=label)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("focal loss")
+    loss_axis.legend()
+    for key, label in (("val/acc", "accuracy"), ("val/ua", "UA"), ("val/f1", "macro-F1")):
+        score_axis.plot(x, [e.get(key, np.nan) for e in epochs], label=label)
+    score_axis.set_xlabel("epoch")
+    score_axis.set_ylabel("validation score")
+    score_axis.set_ylim(0, 1)
+    score_axis.legend()
+    return figure

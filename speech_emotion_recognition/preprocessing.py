@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import audiomentations
 import numpy as np
 import soundfile as sf
 import torch
@@ -12,11 +13,19 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+if TYPE_CHECKING:  # audiomentations (and librosa behind it) is for training only: slow to import
+    import audiomentations
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 class AudioError(ValueError):
     """A file that cannot serve as speech: unreadable, empty, non-finite or silent."""
+
+
+def audio_files(root: str | Path) -> list[Path]:
+    """Every decodable-looking file below `root`, sorted so runs see the same order."""
+    return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 def load_audio(path: str, sample_rate: int) -> np.ndarray:
@@ -51,6 +60,8 @@ def compose(
     p: float = 1.0,
 ) -> audiomentations.Compose:
     """Build a Compose from a named mapping so configs can override or drop (`=null`) one step."""
+    import audiomentations
+
     return audiomentations.Compose([t for t in transforms.values() if t is not None], p=p)
 
 
@@ -59,6 +70,8 @@ def one_of(
     p: float = 1.0,
 ) -> audiomentations.OneOf:
     """Like `compose`, for picking one of several named transforms (e.g. noise colours)."""
+    import audiomentations
+
     return audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
 
 
@@ -105,7 +118,9 @@ class LogMelFeatures(nn.Module):
         above_floor = db - db.amin(dim=(-2, -1), keepdim=True)
         return above_floor.masked_fill(above_floor < self.trim_db, 0.0)
 
+    # Features stay fp32 under mixed precision: in bf16 the dB values are off by about 2 %.
     @torch.autocast("cuda", enabled=False)
+    @torch.autocast("cpu", enabled=False)
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         trimmed = self.trimmed_db(waveforms)
         resized = F.interpolate(

@@ -1,0 +1,258 @@
+"""Prediction in plain torch: load a release or checkpoint, pick device and precision, cut files
+into windows and batch them across files.
+
+`inference.py`, `evaluate.py` and the scripts share it. It never imports Lightning, Hydra or
+W&B, so a prediction starts in about the time torch itself takes to import.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from speech_emotion_recognition.classifier import CNNTransformer
+from speech_emotion_recognition.preprocessing import (
+    AudioError,
+    LogMelFeatures,
+    crop_or_pad,
+    load_audio,
+)
+
+HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
+
+
+class EmotionClassifier(nn.Module):
+    """Waveforms (B, samples) -> logits: log-mel features, then the CNN + Transformer network.
+
+    The state-dict keys (`features.*`, `net.*`) are those of the training LightningModule, so
+    its checkpoints and the released safetensors load here unchanged.
+    """
+
+    def __init__(self, features: dict, net: dict, class_names: Sequence[str]) -> None:
+        super().__init__()
+        self.hparams = {"features": features, "net": net, "class_names": list(class_names)}
+        self.class_names = list(class_names)
+        self.sample_rate = features["sample_rate"]
+        self.features = LogMelFeatures(**features)
+        self.net = CNNTransformer(
+            n_mels=features["n_mels"],
+            n_frames=features["n_frames"],
+            n_classes=len(class_names),
+            **net,
+        )
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.net(self.features(waveforms))
+
+
+def read_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(hparams, state dict) of a released .safetensors or a Lightning .ckpt, without Lightning."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        with safe_open(path, framework="pt") as f:
+            hparams = json.loads(f.metadata()[HPARAMS_KEY])
+        return hparams, load_file(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint["hyper_parameters"], checkpoint["state_dict"]
+
+
+def load_classifier(path: str | Path) -> EmotionClassifier:
+    """The classifier of a release or checkpoint in fp32, in eval mode; sizes come from the file."""
+    hparams, state = read_file(path)
+    classifier = EmotionClassifier(hparams["features"], hparams["net"], hparams["class_names"])
+    wanted = classifier.state_dict().keys()
+    classifier.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k in wanted}
+    )
+    return classifier.eval()
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matrix products run in hardware: CUDA, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """auto: bf16 where the hardware has it natively, else fp32; `32` and `bf16` force one."""
+    if name == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    return {"32": torch.float32, "bf16": torch.bfloat16}[str(name)]
+
+
+class Predictor:
+    """Features in fp32 torch, then the network in torch (fp32 or bf16) or ONNX Runtime."""
+
+    def __init__(
+        self,
+        classifier: EmotionClassifier,
+        device: torch.device,
+        precision: torch.dtype = torch.float32,
+        onnx_path: str | None = None,
+    ) -> None:
+        self.classifier = classifier.to(device).eval()
+        self.device = device
+        self.precision = precision
+        self.session = None
+        if onnx_path:
+            import onnxruntime
+
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            available = set(onnxruntime.get_available_providers())
+            self.session = onnxruntime.InferenceSession(
+                onnx_path, providers=[p for p in providers if p in available]
+            )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.classifier.sample_rate
+
+    def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
+        return np.concatenate(
+            [
+                self._batch(np.stack(windows[i : i + batch_size]))
+                for i in range(0, len(windows), batch_size)
+            ]
+        )
+
+    @torch.inference_mode()
+    def _batch(self, windows: np.ndarray) -> np.ndarray:
+        features = self.classifier.features(torch.from_numpy(windows).to(self.device))
+        if self.session is None:
+            bf16 = self.precision == torch.bfloat16
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
+                logits = self.classifier.net(features)
+        else:
+            (logits,) = self.session.run(None, {"features": features.cpu().numpy()})
+            logits = torch.from_numpy(logits)
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+@dataclass
+class Windows:
+    """One decoded file cut into model-length windows; `starts` in seconds, speech windows only."""
+
+    path: str
+    audio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    starts: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Starts that cover the whole file; the last window is aligned to the end."""
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def cut(
+    audio: np.ndarray, sample_rate: int, window: int, hop: int, silence_dbfs: float
+) -> tuple[np.ndarray, list[float]]:
+    """(windows, start seconds) of the windows louder than `silence_dbfs`."""
+    windows, starts = [], []
+    for start in window_starts(len(audio), window, hop):
+        segment = crop_or_pad(audio, window, start)
+        rms = np.sqrt(np.mean(np.square(segment[: len(audio) - start], dtype=np.float64)))
+        if 20 * np.log10(max(rms, 1e-12)) >= silence_dbfs:
+            windows.append(segment)
+            starts.append(start / sample_rate)
+    if not windows:
+        raise AudioError(f"no speech: every window is below {silence_dbfs} dBFS")
+    return np.stack(windows).astype(np.float32), starts
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How files become model inputs: window and hop in seconds, the silence gate in dBFS."""
+
+    window_seconds: float
+    hop_seconds: float
+    silence_dbfs: float
+
+
+class WindowedFiles(Dataset):
+    """Decodes in DataLoader workers, so the next files are read while the model runs."""
+
+    def __init__(self, paths: Sequence[str], sample_rate: int, windowing: Windowing) -> None:
+        self.paths = list(paths)
+        self.sample_rate = sample_rate
+        self.window = int(windowing.window_seconds * sample_rate)
+        self.hop = int(windowing.hop_seconds * sample_rate)
+        self.silence_dbfs = windowing.silence_dbfs
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Windows:
+        path = self.paths[index]
+        try:
+            audio = load_audio(path, self.sample_rate)
+            windows, starts = cut(audio, self.sample_rate, self.window, self.hop, self.silence_dbfs)
+        except AudioError as error:
+            return Windows(path, error=str(error))
+        return Windows(path, windows, starts)
+
+
+def _single(items: list[Windows]) -> Windows:
+    return items[0]
+
+
+def predict_files(
+    paths: Sequence[str],
+    predictor: Predictor,
+    windowing: Windowing,
+    batch_size: int,
+    num_workers: int,
+) -> Iterator[tuple[Windows, np.ndarray | None]]:
+    """Yields each file with its per-window probabilities, batching windows across files."""
+    loader = DataLoader(
+        WindowedFiles(paths, predictor.sample_rate, windowing),
+        batch_size=1,
+        collate_fn=_single,
+        num_workers=num_workers,
+    )
+    pending: list[Windows] = []
+
+    def flush() -> Iterator[tuple[Windows, np.ndarray | None]]:
+        decoded = [w for w in pending if not w.error]
+        if decoded:
+            windows = np.concatenate([w.audio for w in decoded])
+            probabilities = predictor.probabilities(windows, batch_size)
+            splits = np.cumsum([len(w.audio) for w in decoded])[:-1]
+            by_path = dict(
+                zip([w.path for w in decoded], np.split(probabilities, splits), strict=True)
+            )
+        for item in pending:
+            yield item, None if item.error else by_path[item.path]
+        pending.clear()
+
+    for item in tqdm(
+        loader, total=len(paths), desc="files", unit="file", disable=len(paths) < 2, file=sys.stderr
+    ):
+        pending.append(item)
+        if sum(len(w.audio) for w in pending) >= batch_size:
+            yield from flush()
+    yield from flush()
