@@ -140,3 +140,13 @@ def test_wandb_goes_offline_without_an_api_key(make_cfg, monkeypatch, tmp_path):
     wandb_logger.log_metrics({"val/acc": 0.5})  # starts the run: must not wait for a network
     wandb_logger.experiment.finish()
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize(
+    "cut_short", [["++trainer.max_steps=1"], ["++trainer.limit_val_batches=0", "test=false"]]
+)
+def test_runs_cut_short_finish_cleanly(make_cfg, separable_corpus, tmp_path, cut_short):
+    """Early stopping and checkpointing must not demand val/f1 from an epoch without validation."""
+    results = train(make_cfg(*folder_overrides(separable_corpus), *cut_short))
+    assert results["epochs"] <= 1
+    assert (tmp_path / "run" / "model.safetensors").is_file()
