@@ -4,8 +4,9 @@
 #                                     training-throughput table (scripts/train_throughput.py)
 #   scripts/gpu_run.sh train [ARGS]   carry .gpu/tess: trains experiment=multi_full in bf16 for
 #                                     the epochs that fit TRAIN_SECONDS, packs the results
-# Inputs come from `python scripts/gpu_stage.py`. Everything that comes back is written to $OUT
-# (the device tool's folder; outputs/gpu elsewhere), every file under 16 MiB.
+# Inputs come from `python scripts/gpu_stage.py` in $GPU_STAGE (default .gpu). Everything that
+# comes back is written to $OUT (the device tool's folder; outputs/gpu elsewhere), each file
+# under 16 MiB.
 # Dry run on a CPU: DRY_RUN=1 scripts/gpu_run.sh bench; DRY_RUN=1 scripts/gpu_run.sh train
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,14 +15,15 @@ shift
 OUT=${OUT:-outputs/gpu}
 PY=${PYTHON:-python3}
 TRAIN_SECONDS=${TRAIN_SECONDS:-330}
-RUNS=.gpu/runs
+STAGE=$(realpath -m "${GPU_STAGE:-.gpu}")
+RUNS=$STAGE/runs
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HYDRA_FULL_ERROR=1
-mkdir -p "$OUT" "$RUNS" .gpu/data
+mkdir -p "$OUT" "$RUNS" "$STAGE/data"
 
 # Wheels of what the image lacks; installed once per machine.
-if [ -z "${DRY_RUN:-}" ] && [ -d .gpu/base/wheels ] && [ ! -e /tmp/site/.done ]; then
+if [ -z "${DRY_RUN:-}" ] && [ -d "$STAGE/base/wheels" ] && [ ! -e /tmp/site/.done ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .gpu/base/wheels/*.whl
+    --target /tmp/site "$STAGE"/base/wheels/*.whl
   touch /tmp/site/.done
 fi
 if [ -z "${DRY_RUN:-}" ] && [ -d /tmp/site ]; then
@@ -30,10 +32,10 @@ fi
 
 # The corpora that travelled, under one data folder; TESS may come in a later call.
 for corpus in base/RAVDESS base/URDU tess/TESS; do
-  if [ -d ".gpu/$corpus" ]; then ln -sfn "../$corpus" ".gpu/data/$(basename $corpus)"; fi
+  if [ -d "$STAGE/$corpus" ]; then ln -sfn "../$corpus" "$STAGE/data/$(basename $corpus)"; fi
 done
-DATA=(paths.data_dir="$PWD/.gpu/data")
-[ -e .gpu/data/TESS ] || DATA+=(data.corpus.parts.TESS=null)
+DATA=(paths.data_dir="$STAGE/data")
+[ -e "$STAGE/data/TESS" ] || DATA+=(data.corpus.parts.TESS=null)
 
 if [ -n "${DRY_RUN:-}" ]; then
   # The same calls at toy size on the CPU: the small model, one epoch, a few batches.
@@ -66,10 +68,10 @@ EOF
   ;;
 train)
   # The fastest feed the benchmark found, and the epochs that fit TRAIN_SECONDS at its speed.
-  mapfile -t PLAN < <($PY - "$RUNS/throughput/throughput.json" "$TRAIN_SECONDS" <<'EOF'
-import json, math, pathlib, sys
+  mapfile -t PLAN < <($PY - "$RUNS/throughput/throughput.json" "$TRAIN_SECONDS" "$STAGE" <<'EOF'
+import json, pathlib, sys
 path, seconds = pathlib.Path(sys.argv[1]), float(sys.argv[2])
-tess = len(list(pathlib.Path(".gpu/data/TESS").rglob("*.flac")))
+tess = len(list(pathlib.Path(sys.argv[3], "data", "TESS").rglob("*.flac")))
 if path.exists():
     bench = json.loads(path.read_text())
     clips = bench["train_clips"] + tess
@@ -95,7 +97,7 @@ EOF
   # Weights in parts under 16 MiB (join with `cat model.safetensors.part-* > model.safetensors`).
   split -b 15M "$run/model.safetensors" "$OUT/model.safetensors.part-"
   tar -czf "$OUT/run.tar.gz" -C "$run" metrics.json splits csv .hydra \
-    $(cd "$run" && ls *.png 2>/dev/null) -C "$PWD/$RUNS" throughput
+    $(cd "$run" && ls *.png 2>/dev/null) -C "$RUNS" throughput
   ls -la "$OUT"
   ;;
 *)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.data import EMOTIONS
 from speech_emotion_recognition.loss import inverse_frequency_weights
+from speech_emotion_recognition.predictor import native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,19 @@ def machine(trainer: L.Trainer) -> dict:
     }
 
 
+def trainer_precision(trainer_cfg: DictConfig) -> str:
+    """`auto`: bf16-mixed where the device computes bf16 natively, else 32-true (logged)."""
+    if trainer_cfg.precision != "auto":
+        return str(trainer_cfg.precision)
+    accelerator = trainer_cfg.accelerator
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
+    if native_bf16(device):
+        return "bf16-mixed"
+    log.info("Training in fp32: this %s has no native bf16 (AVX512-BF16 or AMX).", device.type)
+    return "32-true"
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit, then evaluate the best checkpoint on val and test; returns what metrics.json holds."""
     L.seed_everything(cfg.seed, workers=True)
@@ -91,9 +105,14 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     weights = inverse_frequency_weights(datamodule.train_labels(), len(EMOTIONS))
     model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS), class_weights=weights)
+    if cfg.get("compile"):
+        model.net.compile()
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=instantiate_loggers(cfg.get("logger"))
+        cfg.trainer,
+        precision=trainer_precision(cfg.trainer),
+        callbacks=callbacks,
+        logger=instantiate_loggers(cfg.get("logger")),
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -48,3 +48,34 @@ def folder_corpus(
                     root / EMOTIONS[label] / f"spk{speaker:02d}" / f"clip{i:02d}.wav", audio, rate
                 )
     return root
+
+
+def named_corpora(root: Path, speakers_per_sex: int = 3, seconds: float = 0.6) -> Path:
+    """Tiny RAVDESS, TESS and URDU trees named as the real corpora, one clip per speaker and class.
+
+    RAVDESS: actors 1..2n (odd male, even female); TESS: OAF and YAF; URDU: SM1.., SF1.. .
+    """
+    rng = np.random.default_rng(0)
+    rate = 16000
+    ravdess_codes = {0: "05", 1: "07", 2: "06", 3: "03", 4: "01", 5: "04"}
+    tess_names = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+    urdu = {0: ("Angry", "A"), 3: ("Happy", "H"), 4: ("Neutral", "N"), 5: ("Sad", "S")}
+
+    def clip(label: int) -> np.ndarray:
+        return tone(CLASS_PITCH_HZ[label], seconds, rate, rng)
+
+    for actor in range(1, 2 * speakers_per_sex + 1):
+        for label, code in ravdess_codes.items():
+            name = f"03-01-{code}-01-01-01-{actor:02d}.wav"
+            write(root / "RAVDESS" / f"Actor_{actor:02d}" / name, clip(label), rate)
+    for speaker in ("OAF", "YAF"):
+        for label, emotion in enumerate(tess_names):
+            for word in ("back", "bar"):
+                name = f"{speaker}_{word}_{emotion}.flac"
+                write(root / "TESS" / f"{speaker}_{emotion}" / name, clip(label), rate)
+    for sex in "MF":
+        for speaker in range(1, speakers_per_sex + 1):
+            for label, (folder, letter) in urdu.items():
+                name = f"S{sex}{speaker}_F1_{letter}{speaker:02d}.flac"
+                write(root / "URDU" / folder / name, clip(label), rate)
+    return root

@@ -1,12 +1,14 @@
 import logging
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT, data
 from speech_emotion_recognition.data import (
     EMOTIONS,
+    SPLITS,
     AudioCache,
     Clip,
     cremad,
@@ -15,10 +17,13 @@ from speech_emotion_recognition.data import (
     ravdess,
     read_manifest,
     split_by_speaker,
+    split_corpora,
     split_random,
+    tess,
+    urdu,
     write_manifest,
 )
-from tests.audio import tone, write
+from tests.audio import named_corpora, tone, write
 
 RATE = 16000
 
@@ -167,3 +172,47 @@ def test_manifests_store_repository_paths_relative(tmp_path):
     assert "data/RAVDESS/a.wav" in text
     assert str(PROJECT_ROOT) not in text
     assert read_manifest(tmp_path / "m.csv") == [inside, outside]
+
+
+def test_tess_and_urdu_parsers_read_speaker_sex_and_label(tmp_path):
+    root = named_corpora(tmp_path)
+    tess_clips = tess(root / "TESS")
+    assert {c.speaker for c in tess_clips} == {"tess_OAF", "tess_YAF"}
+    assert {c.sex for c in tess_clips} == {"F"}
+    assert sorted({c.label for c in tess_clips}) == list(range(6))
+    assert all(EMOTIONS[c.label] in Path(c.path).stem for c in tess_clips)
+    urdu_clips = urdu(root / "URDU")
+    assert {c.sex for c in urdu_clips if c.speaker.startswith("urdu_SM")} == {"M"}
+    assert {c.sex for c in urdu_clips if c.speaker.startswith("urdu_SF")} == {"F"}
+    assert {EMOTIONS[c.label] for c in urdu_clips} == {"angry", "happy", "neutral", "sad"}
+    assert all(EMOTIONS[c.label][0].upper() == Path(c.path).stem[-3] for c in urdu_clips)
+
+
+def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, tmp_path):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=5)
+    splits = {}
+    for name, overrides in {
+        "multi": ["data=multi", f"data.root={root}"],
+        "ravdess": ["data=ravdess", f"data.root={root / 'RAVDESS'}"],
+    }.items():
+        module = hydra.utils.instantiate(make_cfg(*overrides, output_dir=tmp_path / name).data)
+        module.setup()
+        splits[name] = {
+            part: read_manifest(tmp_path / name / "splits" / f"{part}.csv") for part in SPLITS
+        }
+    multi = splits["multi"]
+    for part in SPLITS:
+        alone = {c.speaker for c in splits["ravdess"][part]}
+        assert {c.speaker for c in multi[part] if c.corpus == "ravdess"} == alone
+        others = [{c.speaker for c in multi[p]} for p in SPLITS if p != part]
+        assert all(not ({c.speaker for c in multi[part]} & o) for o in others)
+    assert {c.corpus for c in multi["train"]} == {"ravdess", "tess", "urdu"}
+    assert {c.corpus for c in multi["val"] + multi["test"]} == {"ravdess", "urdu"}
+
+
+def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
+    clips = [Clip(f"/c/{s}_{i}.wav", i % 6, s, "tiny", "F") for s in ("a", "b") for i in range(6)]
+    with pytest.raises(ValueError, match="data.train_only"):
+        split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, seed=0)
+    parts = split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, 0, ["tiny"])
+    assert len(parts["train"]) == len(clips)
