@@ -1,11 +1,19 @@
-"""Throughput of each stage on the current device; prints one table (clips per second).
+"""Throughput on this machine in one table: clips/s per stage, model size, precision and compile.
 
-python scripts/benchmark.py                       # full model, batch 8, fp32
-python scripts/benchmark.py precision=bf16-mixed batch_size=64 model=default
+python scripts/benchmark.py                        # full and small model, fp32/bf16, eager/compiled
+python scripts/benchmark.py models=[small] compile=false inference_files=0
+
+Rows: log-mel features, forward (features + network, inference mode) and training step
+(features, network, focal loss, backward, AdamW) on random 5-second waveforms; then
+`inference.py` end to end on a folder of 5-second wav files (decode to CSV) per engine and
+precision; then the cold start of one `inference.py` process on one file.
 """
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,11 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from scripts.export import export_onnx
-from speech_emotion_recognition.data import EMOTIONS
+from scripts.export import export_onnx, quantize_onnx
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import resolve_device
-from speech_emotion_recognition.preprocessing import load_audio
+from speech_emotion_recognition.predictor import load_classifier, resolve_device, resolve_precision
+
+Row = dict[str, object]
+
+
+def row(model: str, stage: str, precision: str, compiled: str, rate: float) -> Row:
+    return {"model": model, "stage": stage, "precision": precision, "compiled": compiled,
+            "clips_per_s": rate}  # fmt: skip
 
 
 def timed(step: Callable[[], object], warmup: int, steps: int, sync: Callable[[], None]) -> float:
@@ -38,117 +53,115 @@ def timed(step: Callable[[], object], warmup: int, steps: int, sync: Callable[[]
     return (time.perf_counter() - start) / steps
 
 
-def benchmark(cfg: DictConfig) -> list[tuple[str, float]]:
-    device = resolve_device(cfg.device)
+def model_rows(name: str, model_cfg: DictConfig, cfg: DictConfig, device: torch.device) -> list:
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled="bf16" in cfg.precision)
-    rows = []
-
-    datamodule = hydra.utils.instantiate(cfg.data, batch_size=cfg.batch_size)
-    datamodule.setup("fit")
-    files = [c.path for c in datamodule.splits["train"][: cfg.decode_files]]
-    start = time.perf_counter()
-    for path in files:
-        load_audio(path, cfg.data.sample_rate)
-    rows.append(
-        ("decode + resample from disk (1 process)", len(files) / (time.perf_counter() - start))
-    )
-
-    loader = iter(datamodule.train_dataloader())
-    next(loader)  # workers start
-    start = time.perf_counter()
-    for _ in range(cfg.data_batches):
-        next(loader)
-    workers = cfg.data.num_workers
-    rows.append(
-        (
-            f"DataLoader: crop + augment ({workers} workers)",
-            cfg.data_batches * cfg.batch_size / (time.perf_counter() - start),
-        )
-    )
-
-    model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS)).to(device)
-    waveforms = torch.randn(cfg.batch_size, datamodule.n_samples, device=device) * 0.1
+    module = hydra.utils.instantiate(model_cfg, class_names=list(EMOTIONS)).to(device)
+    n_samples = int(module.hparams.features["sample_rate"] * 5.0)
+    waveforms = 0.1 * torch.randn(cfg.batch_size, n_samples, device=device)
     labels = torch.randint(len(EMOTIONS), (cfg.batch_size,), device=device)
+    rows: list[Row] = []
 
-    with torch.inference_mode(), autocast:
-        seconds = timed(lambda: model.features(waveforms), cfg.warmup_steps, cfg.steps, sync)
-    rows.append(("log-mel features", cfg.batch_size / seconds))
+    with torch.inference_mode():
+        seconds = timed(lambda: module.features(waveforms), cfg.warmup_steps, cfg.steps, sync)
+    rows.append(row(name, "log-mel features", "fp32 (always)", "–", cfg.batch_size / seconds))
 
-    model.eval()
-    with torch.inference_mode(), autocast:
-        seconds = timed(lambda: model(waveforms), cfg.warmup_steps, cfg.steps, sync)
-    rows.append((f"inference: features + model, batch {cfg.batch_size}", cfg.batch_size / seconds))
+    for precision in cfg.precisions:
+        bf16 = resolve_precision(precision, device) == torch.bfloat16
+        for compiled in (False, True) if cfg.compile else (False,):
+            net = copy.deepcopy(module.net)
+            if compiled:
+                net.compile()
+            optimizer = torch.optim.AdamW(net.parameters())
 
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters())
+            def forward(net=net, bf16=bf16) -> torch.Tensor:
+                with (
+                    torch.inference_mode(),
+                    torch.autocast(device.type, torch.bfloat16, enabled=bf16),
+                ):
+                    return net(module.features(waveforms))
 
-    def train_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss = model.criterion(model(waveforms), labels)
-        loss.backward()
-        optimizer.step()
+            def train_step(net=net, optimizer=optimizer, bf16=bf16) -> None:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                    loss = module.criterion(net(module.features(waveforms)), labels)
+                loss.backward()
+                optimizer.step()
 
-    seconds = timed(train_step, cfg.warmup_steps, cfg.steps, sync)
-    rows.append(
-        (f"training step: features + model, batch {cfg.batch_size}", cfg.batch_size / seconds)
-    )
-    if cfg.inference_files:
-        rows.extend(end_to_end_inference(model, cfg, datamodule.n_samples))
+            for stage, step in (("forward", forward), ("training step", train_step)):
+                net.train(stage == "training step")
+                start = time.perf_counter()
+                step()  # the first call compiles
+                sync()
+                first = time.perf_counter() - start
+                seconds = timed(step, cfg.warmup_steps, cfg.steps, sync)
+                how = f"yes ({first:.0f} s to compile)" if compiled else "no"
+                rows.append(row(name, stage, precision, how, cfg.batch_size / seconds))
     return rows
 
 
-def end_to_end_inference(model, cfg: DictConfig, n_samples: int) -> list[tuple[str, float]]:
-    """inference.py on a folder of 5-second wav files, decode to CSV, torch and ONNX Runtime."""
-    rows = []
+def inference_rows(name: str, model_cfg: DictConfig, cfg: DictConfig) -> list[Row]:
+    """inference.py on a folder of 5-second wav files, decode to CSV, per engine and precision."""
+    module = hydra.utils.instantiate(model_cfg, class_names=list(EMOTIONS)).eval()
+    rate = module.hparams.features["sample_rate"]
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
         folder.mkdir()
         rng = np.random.default_rng(cfg.seed)
-        rate = cfg.data.sample_rate
         for i in range(cfg.inference_files):
-            sf.write(folder / f"{i:04d}.wav", 0.1 * rng.standard_normal(n_samples), rate)
-        weights = model.cpu().save_weights(Path(tmp) / "model.safetensors")
-        export_onnx(model.eval(), weights.with_suffix(".onnx"), cfg.onnx_opset)
-        base = OmegaConf.load(Path(__file__).parents[1] / "conf" / "inference.yaml")
+            sf.write(folder / f"{i:04d}.wav", 0.1 * rng.standard_normal(5 * rate), rate)
+        weights = module.save_weights(Path(tmp) / "model.safetensors")
+        onnx = export_onnx(load_classifier(weights), weights.with_suffix(".onnx"), cfg.onnx_opset)
+        int8 = quantize_onnx(onnx, weights.with_suffix(".int8.onnx"))
+        base = OmegaConf.load(PROJECT_ROOT / "conf" / "inference.yaml")
         base.pop("defaults")
-        for engine in ("torch", "onnx"):
-            run_cfg = OmegaConf.merge(
-                base,
-                {
-                    "input": str(folder),
-                    "ckpt": str(weights),
-                    "output": f"{tmp}/{engine}.csv",
-                    "engine": engine,
-                    "onnx": None,
-                    "device": cfg.device,
-                    "batch_size": cfg.batch_size,
-                    "num_workers": cfg.data.num_workers,
-                },
-            )
+        runs = [("torch", "32", None), ("torch", "bf16", None), ("onnx", "32", onnx)]
+        runs.append(("onnx", "int8", int8))
+        for engine, precision, onnx_path in runs:
+            run_cfg = OmegaConf.merge(base, {
+                "input": str(folder), "ckpt": str(weights), "output": f"{tmp}/out.csv",
+                "engine": engine, "onnx": str(onnx_path) if onnx_path else None,
+                "precision": "32" if precision == "int8" else precision, "device": cfg.device,
+                "batch_size": cfg.batch_size,
+            })  # fmt: skip
             start = time.perf_counter()
             run(run_cfg)
-            files_per_s = cfg.inference_files / (time.perf_counter() - start)
-            rows.append((f"inference.py end to end, {engine} (files/s, 5 s clips)", files_per_s))
+            rate = cfg.inference_files / (time.perf_counter() - start)
+            stage = f"inference.py end to end, {engine} (files/s)"
+            rows.append(row(name, stage, precision, "no", rate))
+        if cfg.cold_start:
+            clip = folder / "0000.wav"
+            script = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
+            command = [sys.executable, str(script), f"input={clip}", f"ckpt={weights}",
+                       f"output={tmp}/one.csv"]  # fmt: skip
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds = time.perf_counter() - start
+            rows.append(row(name, "cold start, one file (seconds)", "auto", "no", seconds))
     return rows
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     torch.manual_seed(cfg.seed)
-    rows = benchmark(cfg)
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    threads = torch.get_num_threads()
+    device = resolve_device(cfg.device)
+    rows: list[Row] = []
+    for name in cfg.models:
+        model_cfg = hydra.compose("benchmark", overrides=[f"model={name}"]).model
+        rows.extend(model_rows(name, model_cfg, cfg, device))
+        if cfg.inference_files and name in cfg.inference_models:
+            rows.extend(inference_rows(name, model_cfg, cfg))
+    processor = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     table = Table(
-        title=f"{device}, {threads} threads, {cfg.precision}, model n_mels="
-        f"{cfg.model.features.n_mels} n_layers={cfg.model.net.n_layers}"
+        title=f"{processor}, {torch.get_num_threads()} threads, batch {cfg.batch_size}, "
+        f"torch {torch.__version__}"
     )
-    table.add_column("stage")
-    table.add_column("clips/s", justify="right")
-    for name, rate in rows:
-        table.add_row(name, f"{rate:,.1f}")
-    Console().print(table)
+    for column in ("model", "stage", "precision", "compiled", "clips/s"):
+        table.add_column(column, justify="right" if column == "clips/s" else "left")
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in ("model", "stage", "precision", "compiled")),
+                      f"{row['clips_per_s']:,.1f}")  # fmt: skip
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":
