@@ -117,6 +117,13 @@ def card(cfg: DictConfig) -> str:
         f"| `{weights.name}` | weights, fp16, {n_params:,} parameters, "
         f"{weights.stat().st_size / 1e6:.1f} MB, md5 `{md5(weights)}`; model and feature sizes "
         "are stored in the file's metadata |",
+        *(
+            f"| `{onnx.name}` | the network (features → logits) for `inference.py engine=onnx "
+            f"onnx=models/{onnx.name}`, {onnx.stat().st_size / 1e6:.1f} MB, md5 `{md5(onnx)}`"
+            + ("; int8 weights for the matrix products" if ".int8." in onnx.name else "")
+            + " |"
+            for onnx in sorted(weights.parent.glob(f"{name}*.onnx"))
+        ),
         "",
         "## Architecture",
         f"{features['n_mels']} mels × {features['n_frames']} frames (n_fft {features['n_fft']}, "
