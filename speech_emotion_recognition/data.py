@@ -35,13 +35,17 @@ DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md >
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled recording; `sex` (M/F, empty when unknown) balances speaker splits."""
+    """One labelled recording; `sex` (M/F, empty when unknown) balances speaker splits.
+
+    `split` is empty unless the corpus itself fixes it (a manifest CSV with a split column).
+    """
 
     path: str
     label: int
     speaker: str
     corpus: str
     sex: str = ""
+    split: str = ""
 
 
 def _require_dir(root: str | Path) -> Path:
@@ -170,6 +174,67 @@ def combine(
     """
     root = _require_dir(root)
     return [c for name, parse in parts.items() if parse is not None for c in parse(root / name)]
+
+
+MANIFEST_COLUMNS = ("path", "label", "speaker")
+
+
+def manifest(root: str | Path) -> list[Clip]:
+    """Your own CSV `path,label,speaker[,sex][,split]`: paths relative to the CSV, labels by name.
+
+    A `split` column (train/val/test) is used as it is; without it the speaker split applies.
+    Files that do not exist are listed in one warning and left out.
+    """
+    csv_path = Path(root).resolve()
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"Manifest not found: {csv_path}. Give it as data.root=FILE.csv")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    missing_columns = [c for c in MANIFEST_COLUMNS if c not in columns]
+    if missing_columns:
+        raise ValueError(
+            f"{csv_path} lacks the column(s) {', '.join(missing_columns)}; it needs "
+            f"{','.join(MANIFEST_COLUMNS)}[,sex][,split] (has {','.join(columns) or 'none'})."
+        )
+    problems = [
+        f"line {i}: label {r['label']!r}"
+        for i, r in enumerate(rows, start=2)
+        if r["label"].strip().lower() not in EMOTIONS
+    ] + [
+        f"line {i}: split {r['split']!r}"
+        for i, r in enumerate(rows, start=2)
+        if "split" in columns and r["split"].strip() not in SPLITS
+    ]
+    if problems:
+        raise ValueError(
+            f"{csv_path}: {len(problems)} unknown value(s) ({'; '.join(problems[:5])}"
+            f"{'; …' if len(problems) > 5 else ''}). Labels: {', '.join(EMOTIONS)}; "
+            f"splits: {', '.join(SPLITS)}."
+        )
+    clips, absent = [], []
+    for row in rows:
+        path = (csv_path.parent / row["path"]).resolve()
+        if not path.is_file():
+            absent.append(str(path))
+            continue
+        clips.append(
+            Clip(
+                str(path),
+                EMOTIONS.index(row["label"].strip().lower()),
+                f"manifest_{row['speaker'].strip()}",
+                "manifest",
+                (row.get("sex") or "").strip().upper()[:1],
+                (row.get("split") or "").strip(),
+            )
+        )
+    if absent:
+        log.warning("Skipped %d files listed in %s that do not exist:\n  %s", len(absent),
+                    csv_path, "\n  ".join(absent))  # fmt: skip
+    if not clips:
+        raise FileNotFoundError(f"None of the files listed in {csv_path} exist.")
+    return clips
 
 
 def folder(root: str | Path) -> list[Clip]:
@@ -322,6 +387,10 @@ def split_corpora(
         if corpus in train_only:
             parts["train"].extend(members)
             continue
+        if all(c.split for c in members):  # the corpus fixes its own split
+            for c in members:
+                parts[c.split].append(c)
+            continue
         if split["kind"] == "speaker" and len({c.speaker for c in members}) < 3:
             raise ValueError(
                 f"Corpus {corpus} has fewer than 3 speakers, too few for speaker-independent "
@@ -369,17 +438,20 @@ class EmotionDataset(Dataset):
         n_samples: int,
         train: bool,
         augment: Callable[..., np.ndarray] | None = None,
+        corpora: Sequence[str] = (),
     ) -> None:
         self.clips = list(clips)
         self.cache = cache
         self.n_samples = n_samples
         self.train = train
         self.augment = augment
+        self.corpus_index = {name: i for i, name in enumerate(corpora)}
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """(waveform, label, index of the clip's corpus in `corpora`, -1 when not listed)."""
         clip = self.clips[index]
         audio = self.cache.load(clip.path)
         offset = 0
@@ -388,7 +460,8 @@ class EmotionDataset(Dataset):
         segment = crop_or_pad(audio, self.n_samples, offset).astype(np.float32)
         if self.train and self.augment is not None:
             segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
-        return torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32)), clip.label
+        waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
+        return waveform, clip.label, self.corpus_index.get(clip.corpus, -1)
 
 
 class EmotionDataModule(L.LightningDataModule):
@@ -478,9 +551,15 @@ class EmotionDataModule(L.LightningDataModule):
     def train_labels(self) -> list[int]:
         return [c.label for c in self.splits["train"]]
 
+    def corpora(self) -> list[str]:
+        """The corpora of all splits, sorted: batches carry an index into this list."""
+        return sorted({c.corpus for part in self.splits.values() for c in part})
+
     def _loader(self, name: str) -> DataLoader:
         train = name == "train"
-        dataset = EmotionDataset(self.splits[name], self.cache, self.n_samples, train, self.augment)
+        dataset = EmotionDataset(
+            self.splits[name], self.cache, self.n_samples, train, self.augment, self.corpora()
+        )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -95,6 +95,22 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
         "",
         "![per-class scores](per_class.png)",
         "",
+        *(
+            [
+                "## Per corpus",
+                "",
+                "| corpus | clips | accuracy | UA | macro-F1 |",
+                "|---|---:|---:|---:|---:|",
+                *(
+                    f"| {c} | {m['n_clips']} | {m['accuracy']:.3f} | {m['ua']:.3f} "
+                    f"| {m['macro_f1']:.3f} |"
+                    for c, m in report["per_corpus"].items()
+                ),
+                "",
+            ]
+            if "per_corpus" in report
+            else []
+        ),
         "## Per speaker",
         "",
         "| speaker | accuracy |",
@@ -151,6 +167,18 @@ def evaluate(cfg: DictConfig) -> dict:
     speakers = [c.speaker for c in clips]
     probabilities = predictor.probabilities(audio, cfg.batch_size)
     report = classification_report(probabilities, labels, speakers, EMOTIONS, cfg.ece_bins)
+    corpora = sorted({c.corpus for c in clips})
+    if len(corpora) > 1:
+        report["per_corpus"] = {}
+        for corpus in corpora:
+            mine = np.array([c.corpus == corpus for c in clips])
+            part = classification_report(
+                probabilities[mine], np.array(labels)[mine], np.array(speakers)[mine],
+                EMOTIONS, cfg.ece_bins,
+            )  # fmt: skip
+            report["per_corpus"][corpus] = {
+                k: part[k] for k in ("n_clips", "accuracy", "ua", "macro_f1")
+            }
     noise_rows = [
         {
             "noise": "clean",

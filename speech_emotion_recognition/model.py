@@ -58,6 +58,7 @@ class EmotionRecognitionModule(L.LightningModule):
         scheduler: dict | None = None,
         class_weights: Sequence[float] | None = None,
         batch_augment: dict | None = None,
+        corpora: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -70,6 +71,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 "scheduler": _plain(scheduler),
                 "class_weights": None if class_weights is None else list(class_weights),
                 "batch_augment": _plain(batch_augment),
+                "corpora": list(corpora or []),
             }
         )
         n_classes = len(class_names)
@@ -89,6 +91,16 @@ class EmotionRecognitionModule(L.LightningModule):
         self.confusion = torch.nn.ModuleDict(
             {f"{stage}_": MulticlassConfusionMatrix(n_classes) for stage in ("val", "test")}
         )
+        # With several corpora, val and test metrics per corpus too (val/ravdess/acc, ...).
+        names = self.hparams.corpora if len(self.hparams.corpora) > 1 else []
+        self.corpus_metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{i}": stage_metrics(n_classes, f"{stage}/{name}")
+                for stage in ("val", "test")
+                for i, name in enumerate(names)
+            }
+        )
+        self._updated_corpora: set[str] = set()
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
@@ -101,12 +113,18 @@ class EmotionRecognitionModule(L.LightningModule):
             return (self.batch_augment(waveforms), *rest)
         return batch
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        waveforms, labels = batch
+    def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
+        waveforms, labels, *rest = batch
         logits = self(waveforms)
         loss = self.criterion(logits, labels)
         predictions = logits.argmax(dim=-1)
         self.metrics[f"{stage}_"].update(predictions, labels)
+        if rest and stage != "train" and self.corpus_metrics:
+            for index in rest[0].unique().tolist():
+                key, mine = f"{stage}_{index}", rest[0] == index
+                if key in self.corpus_metrics:
+                    self.corpus_metrics[key].update(predictions[mine], labels[mine])
+                    self._updated_corpora.add(key)
         if f"{stage}_" in self.confusion:
             self.confusion[f"{stage}_"].update(predictions, labels)
         on_step = stage == "train"
@@ -124,14 +142,22 @@ class EmotionRecognitionModule(L.LightningModule):
         )
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, ...], _: int) -> None:
         self._step(batch, "test")
+
+    def _log_corpora(self, stage: str) -> None:
+        """Per-corpus figures of the epoch, for the corpora that had clips in it."""
+        for key in sorted(k for k in self.corpus_metrics if k.startswith(f"{stage}_")):
+            if key in self._updated_corpora:
+                self.log_dict(self.corpus_metrics[key].compute())
+            self.corpus_metrics[key].reset()
+            self._updated_corpora.discard(key)
 
     def _save_confusion(self, stage: str) -> None:
         matrix = self.confusion[f"{stage}_"].compute().cpu().numpy()
@@ -146,9 +172,11 @@ class EmotionRecognitionModule(L.LightningModule):
                 logger.log_image(key=f"{stage}/confusion_matrix", images=[str(path)])
 
     def on_validation_epoch_end(self) -> None:
+        self._log_corpora("val")
         self._save_confusion("val")
 
     def on_test_epoch_end(self) -> None:
+        self._log_corpora("test")
         self._save_confusion("test")
 
     def configure_optimizers(self) -> dict:

@@ -104,7 +104,12 @@ def train(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
     weights = inverse_frequency_weights(datamodule.train_labels(), len(EMOTIONS))
-    model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS), class_weights=weights)
+    model = hydra.utils.instantiate(
+        cfg.model,
+        class_names=list(EMOTIONS),
+        class_weights=weights,
+        corpora=datamodule.corpora(),
+    )
     if cfg.get("compile"):
         model.net.compile()
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]

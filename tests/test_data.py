@@ -1,4 +1,5 @@
 import logging
+import re
 from pathlib import Path
 
 import hydra
@@ -216,3 +217,45 @@ def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
         split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, seed=0)
     parts = split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, 0, ["tiny"])
     assert len(parts["train"]) == len(clips)
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_manifest_csv_with_and_without_split_column(tmp_path, caplog):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
+    files = sorted((root / "RAVDESS").rglob("*.wav"))
+    relative = [str(f.relative_to(tmp_path)) for f in files]
+    rows = [
+        f"{r},{EMOTIONS[[5, 1, 2, 3, 4, 0][i % 6]].upper()},spk{i % 6},{'MF'[i % 2]}"
+        for i, r in enumerate(relative)
+    ]
+    clips = data.manifest(write_csv(tmp_path / "plain.csv", "path,label,speaker,sex", rows))
+    assert len(clips) == len(files) and {c.sex for c in clips} == {"M", "F"}
+    assert all(Path(c.path).is_file() and not c.split for c in clips)
+
+    fixed = [f"{r},{'train' if i % 3 else 'test'}" for i, r in enumerate(rows)]
+    fixed.append("missing/clip.wav,sad,spk0,F,val")
+    with caplog.at_level(logging.WARNING):
+        clips = data.manifest(
+            write_csv(tmp_path / "fixed.csv", "path,label,speaker,sex,split", fixed)
+        )
+    assert "missing/clip.wav" in caplog.text
+    parts = split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, seed=0)
+    assert len(parts["test"]) == len([r for r in fixed if r.endswith(",test")])
+    assert parts["val"] == []
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "message"),
+    [
+        ("path,label", "a.wav,sad", "lacks the column(s) speaker"),
+        ("path,label,speaker", "a.wav,bored,s1", "label 'bored'"),
+        ("path,label,speaker,split", "a.wav,sad,s1,dev", "split 'dev'"),
+    ],
+)
+def test_manifest_errors_name_the_problem(tmp_path, header, row, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.manifest(write_csv(tmp_path / "bad.csv", header, [row]))

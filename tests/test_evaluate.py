@@ -72,3 +72,45 @@ def test_babble_never_uses_the_target_speaker(monkeypatch):
     module.noisy_versions(clips, audio, [10, 10], voices, "babble", 5.0, cfg, condition=1)
     assert sorted(v[0] for v in seen[0]) == [2.0, 3.0]  # alice hears bob and carol
     assert sorted(v[0] for v in seen[1]) == [1.0, 3.0]  # bob hears alice and carol
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    from tests.audio import named_corpora
+
+    return named_corpora(tmp_path_factory.mktemp("named"), speakers_per_sex=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["tess", "urdu", "multi", "manifest"])
+def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, option):
+    from speech_emotion_recognition.train import train
+
+    root = {"tess": corpora / "TESS", "urdu": corpora / "URDU", "multi": corpora}.get(option)
+    if option == "manifest":
+        files = sorted((corpora / "URDU").rglob("*.flac"))
+        lines = ["path,label,speaker"] + [
+            f"{f.relative_to(corpora)},{f.parent.name},{f.stem.split('_')[0]}" for f in files
+        ]
+        root = corpora / "mine.csv"
+        root.write_text("\n".join(lines) + "\n")
+    overrides = [f"data={option}", f"data.root={root}", "data.batch_size=8"]
+    results = train(make_cfg(*overrides))
+    run = tmp_path / "run"
+    assert (run / "model.safetensors").is_file() and "test/acc" in results["test"]
+    if option == "multi":
+        assert {"val/ravdess/acc", "val/urdu/acc"} <= set(results["val"])
+        assert "val/tess/acc" not in results["val"]  # TESS trains only
+
+    cfg = compose_config("evaluate", tmp_path / "report", [
+        f"ckpt={run / 'model.safetensors'}", *overrides[:2], f"manifest_dir={run / 'splits'}",
+        f"paths.cache_dir={tmp_path / 'cache'}", "data.num_workers=0", "noise.types=[white]",
+        "noise.snr_db=[10]",
+    ])  # fmt: skip
+    report = evaluate(cfg)
+    assert (
+        report["n_clips"]
+        == len(results and (run / "splits" / "test.csv").read_text().splitlines()) - 1
+    )
+    if option == "multi":
+        assert set(report["per_corpus"]) == {"ravdess", "urdu"}
