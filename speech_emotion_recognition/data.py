@@ -16,7 +16,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
@@ -489,6 +489,7 @@ class EmotionDataModule(L.LightningDataModule):
         label: str | None = None,
         train_only: Sequence[str] = (),
         in_memory: bool = False,
+        corpus_weights: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -505,6 +506,7 @@ class EmotionDataModule(L.LightningDataModule):
         self.augment = augment
         self.train_only = list(train_only)
         self.in_memory = in_memory
+        self.corpus_weights = dict(corpus_weights or {})
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -560,15 +562,24 @@ class EmotionDataModule(L.LightningDataModule):
         dataset = EmotionDataset(
             self.splits[name], self.cache, self.n_samples, train, self.augment, self.corpora()
         )
+        sampler = self._weighted_sampler(dataset) if train and self.corpus_weights else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _weighted_sampler(self, dataset: EmotionDataset) -> WeightedRandomSampler:
+        """Each corpus's share of an epoch scaled by its weight (default 1), clips drawn with
+        replacement, so a large easy corpus does not drown a small hard one."""
+        weights = [self.corpus_weights.get(c.corpus, 1.0) for c in dataset.clips]
+        generator = torch.Generator().manual_seed(self.seed)
+        return WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

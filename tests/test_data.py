@@ -259,3 +259,14 @@ def test_manifest_csv_with_and_without_split_column(tmp_path, caplog):
 def test_manifest_errors_name_the_problem(tmp_path, header, row, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         data.manifest(write_csv(tmp_path / "bad.csv", header, [row]))
+
+
+def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
+    cfg = make_cfg("data=multi", f"data.root={root}", "+data.corpus_weights.tess=0.0")
+    module = hydra.utils.instantiate(cfg.data)
+    module.setup()
+    loader = module.train_dataloader()
+    drawn = [loader.dataset.clips[i].corpus for i in loader.sampler]
+    assert len(drawn) == len(module.splits["train"])
+    assert "tess" not in drawn and {"ravdess", "urdu"} <= set(drawn)
