@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -28,10 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from scripts.export import export_onnx, quantize_onnx
+from scripts.timing import timed
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import load_classifier, resolve_device, resolve_precision
+from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
 
 Row = dict[str, object]
 
@@ -39,18 +40,6 @@ Row = dict[str, object]
 def row(model: str, stage: str, precision: str, compiled: str, rate: float) -> Row:
     return {"model": model, "stage": stage, "precision": precision, "compiled": compiled,
             "clips_per_s": rate}  # fmt: skip
-
-
-def timed(step: Callable[[], object], warmup: int, steps: int, sync: Callable[[], None]) -> float:
-    """Seconds per call, after warm-up calls that pay for allocation and kernel selection."""
-    for _ in range(warmup):
-        step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return (time.perf_counter() - start) / steps
 
 
 def model_rows(name: str, model_cfg: DictConfig, cfg: DictConfig, device: torch.device) -> list:
@@ -99,41 +88,56 @@ def model_rows(name: str, model_cfg: DictConfig, cfg: DictConfig, device: torch.
     return rows
 
 
+def speech_folder(folder: Path, n_files: int, sample_rate: int, seed: int) -> str:
+    """`n_files` 5-second wav files of real speech (RAVDESS clips, padded), or of noise when the
+    corpus is absent; returns what they hold, for the table."""
+    folder.mkdir()
+    sources = sorted((PROJECT_ROOT / "data" / "RAVDESS").rglob("*.wav"))[:n_files]
+    rng = np.random.default_rng(seed)
+    for i in range(n_files):
+        if sources:
+            audio = crop_or_pad(
+                load_audio(str(sources[i % len(sources)]), sample_rate), 5 * sample_rate
+            )
+        else:
+            audio = 0.1 * rng.standard_normal(5 * sample_rate)
+        sf.write(folder / f"{i:04d}.wav", audio, sample_rate)
+    return "RAVDESS speech" if sources else "noise, speech.vad=false"
+
+
 def inference_rows(name: str, model_cfg: DictConfig, cfg: DictConfig) -> list[Row]:
-    """inference.py on a folder of 5-second wav files, decode to CSV, per engine and precision."""
+    """inference.py on a folder of 5-second files, decode to CSV, per engine and precision."""
     module = hydra.utils.instantiate(model_cfg, class_names=list(EMOTIONS)).eval()
-    rate = module.hparams.features["sample_rate"]
+    sample_rate = module.hparams.features["sample_rate"]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
-        folder.mkdir()
-        rng = np.random.default_rng(cfg.seed)
-        for i in range(cfg.inference_files):
-            sf.write(folder / f"{i:04d}.wav", 0.1 * rng.standard_normal(5 * rate), rate)
+        holds = speech_folder(folder, cfg.inference_files, sample_rate, cfg.seed)
         weights = module.save_weights(Path(tmp) / "model.safetensors")
         onnx = export_onnx(load_classifier(weights), weights.with_suffix(".onnx"), cfg.onnx_opset)
         int8 = quantize_onnx(onnx, weights.with_suffix(".int8.onnx"))
-        base = OmegaConf.load(PROJECT_ROOT / "conf" / "inference.yaml")
-        base.pop("defaults")
-        runs = [("torch", "32", None), ("torch", "bf16", None), ("onnx", "32", onnx)]
-        runs.append(("onnx", "int8", int8))
-        for engine, precision, onnx_path in runs:
+        vad = "speech" in holds
+        base = hydra.compose("inference", overrides=[f"input={folder}", f"speech.vad={vad}"])
+        runs = [("torch", "32", None, vad), ("torch", "bf16", None, vad),
+                ("torch", "bf16", None, False), ("onnx", "32", onnx, vad),
+                ("onnx", "int8", int8, vad)]  # fmt: skip
+        for engine, precision, onnx_path, detect in runs:
             run_cfg = OmegaConf.merge(base, {
-                "input": str(folder), "ckpt": str(weights), "output": f"{tmp}/out.csv",
-                "engine": engine, "onnx": str(onnx_path) if onnx_path else None,
+                "ckpt": str(weights), "output": f"{tmp}/out.csv", "engine": engine,
+                "onnx": str(onnx_path) if onnx_path else None, "speech": {"vad": detect},
                 "precision": "32" if precision == "int8" else precision, "device": cfg.device,
                 "batch_size": cfg.batch_size,
             })  # fmt: skip
             start = time.perf_counter()
             run(run_cfg)
-            rate = cfg.inference_files / (time.perf_counter() - start)
-            stage = f"inference.py end to end, {engine} (files/s)"
-            rows.append(row(name, stage, precision, "no", rate))
+            files_per_s = cfg.inference_files / (time.perf_counter() - start)
+            stage = f"inference.py, {engine}, {'with' if detect else 'no'} VAD (files/s; {holds})"
+            rows.append(row(name, stage, precision, "no", files_per_s))
         if cfg.cold_start:
             clip = folder / "0000.wav"
             script = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
             command = [sys.executable, str(script), f"input={clip}", f"ckpt={weights}",
-                       f"output={tmp}/one.csv"]  # fmt: skip
+                       f"output={tmp}/one.csv", f"speech.vad={vad}"]  # fmt: skip
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             seconds = time.perf_counter() - start

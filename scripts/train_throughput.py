@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -26,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from scripts.timing import timed
 from speech_emotion_recognition.data import EMOTIONS
 from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.predictor import resolve_device
@@ -74,25 +73,13 @@ class Stepper:
             torch.cuda.synchronize(self.device)
 
 
-def timed(step: Callable[[], None], sync: Callable[[], None], warmup: int, steps: int) -> float:
-    """Seconds per step after `warmup` untimed ones."""
-    for _ in range(warmup):
-        step()
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return (time.perf_counter() - start) / steps
-
-
 def network_only(cfg: DictConfig, device: torch.device, batch: int, precision: str) -> float:
     model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS))
     stepper = Stepper(model, device, precision)
     n_samples = int(cfg.data.sample_rate * cfg.data.max_seconds)
     waveforms = 0.1 * torch.randn(batch, n_samples, device=device)
     labels = torch.randint(len(EMOTIONS), (batch,), device=device)
-    seconds = timed(lambda: stepper(waveforms, labels), stepper.sync, cfg.warmup_steps, cfg.steps)
+    seconds = timed(lambda: stepper(waveforms, labels), cfg.warmup_steps, cfg.steps, stepper.sync)
     return batch / seconds
 
 
@@ -121,7 +108,7 @@ def end_to_end(cfg: DictConfig, device: torch.device, batch: int, precision: str
             waveforms = augment(waveforms)
         stepper(waveforms, labels)
 
-    seconds = timed(step, stepper.sync, cfg.warmup_steps, cfg.loader_batches)
+    seconds = timed(step, cfg.warmup_steps, cfg.loader_batches, stepper.sync)
     return {"clips_per_s": batch / seconds, "train_clips": len(datamodule.splits["train"])}
 
 

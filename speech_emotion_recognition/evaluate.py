@@ -27,11 +27,13 @@ from speech_emotion_recognition.plots import (
 )
 from speech_emotion_recognition.predictor import (
     Predictor,
+    clip_probabilities,
     load_classifier,
     resolve_device,
     resolve_precision,
 )
 from speech_emotion_recognition.preprocessing import crop_or_pad
+from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +126,15 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
         "## Noise robustness",
         "",
         "Each clip mixed with noise at the given SNR (measured over the clip); babble is a sum of "
-        f"{cfg.noise.babble_talkers} clips of other speakers of the same corpus.",
+        f"{cfg.noise.babble_talkers} clips of other speakers of the same corpus. Windows are cut "
+        "from the speech silero-vad finds, as in `inference.py`; a clip where it finds none is "
+        "scored from its whole length (last column).",
         "",
-        "| noise | SNR (dB) | accuracy | macro-F1 |",
-        "|---|---:|---:|---:|",
+        "| noise | SNR (dB) | accuracy | macro-F1 | clips without speech found |",
+        "|---|---:|---:|---:|---:|",
         *(
             f"| {r['noise']} | {snr_label(r['snr_db'])} | {r['accuracy']:.3f} "
-            f"| {r['macro_f1']:.3f} |"
+            f"| {r['macro_f1']:.3f} | {r['no_speech_found']} |"
             for r in noise_rows
         ),
         "",
@@ -155,17 +159,18 @@ def evaluate(cfg: DictConfig) -> dict:
     clips = everything if cfg.subset == "all" else datamodule.splits[cfg.subset]
     if not clips:
         raise RuntimeError(f"The {cfg.subset} subset is empty.")
-    n_samples, cache = datamodule.n_samples, datamodule.cache
-    decoded = [cache.load(c.path) for c in clips]
-    audio = [crop_or_pad(a, n_samples).astype(np.float32) for a in decoded]
-    lengths = [min(len(a), n_samples) for a in decoded]
+    cache = datamodule.cache
+    # Whole clips: the speech detector picks the model's windows, as in inference.py.
+    audio = [np.asarray(cache.load(c.path), dtype=np.float32) for c in clips]
+    lengths = [len(a) for a in audio]
+    speech = SpeechConfig(**cfg.speech)
     voices: dict[str, list] = defaultdict(list)
     for clip in everything:
         voices[clip.speaker].append(cache.load(clip.path))
 
     labels = [c.label for c in clips]
     speakers = [c.speaker for c in clips]
-    probabilities = predictor.probabilities(audio, cfg.batch_size)
+    probabilities, whole = clip_probabilities(predictor, audio, speech, cfg.batch_size)
     report = classification_report(probabilities, labels, speakers, EMOTIONS, cfg.ece_bins)
     corpora = sorted({c.corpus for c in clips})
     if len(corpora) > 1:
@@ -185,6 +190,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "snr_db": None,
             "accuracy": report["accuracy"],
             "macro_f1": report["macro_f1"],
+            "no_speech_found": whole,
         }
     ]
     condition = 0
@@ -194,8 +200,11 @@ def evaluate(cfg: DictConfig) -> dict:
             noisy = noisy_versions(
                 clips, audio, lengths, voices, noise_type, snr_db, cfg, condition
             )
+            noisy_probabilities, whole = clip_probabilities(
+                predictor, noisy, speech, cfg.batch_size
+            )
             scores = classification_report(
-                predictor.probabilities(noisy, cfg.batch_size),
+                noisy_probabilities,
                 labels,
                 speakers,
                 EMOTIONS,
@@ -207,6 +216,7 @@ def evaluate(cfg: DictConfig) -> dict:
                     "snr_db": float(snr_db),
                     "accuracy": scores["accuracy"],
                     "macro_f1": scores["macro_f1"],
+                    "no_speech_found": whole,
                 }
             )
             log.info("%s at %g dB: accuracy %.3f", noise_type, snr_db, scores["accuracy"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import soundfile as sf
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -24,7 +25,6 @@ from rich.table import Table
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.predictor import (
     Predictor,
-    Windowing,
     Windows,
     load_classifier,
     predict_files,
@@ -32,6 +32,7 @@ from speech_emotion_recognition.predictor import (
     resolve_precision,
 )
 from speech_emotion_recognition.preprocessing import audio_files
+from speech_emotion_recognition.speech import SpeechConfig, weighted_mean
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
             **dict.fromkeys(EMOTIONS, ""),
             "error": item.error,
         }
-    mean = probabilities.mean(axis=0)
+    mean = weighted_mean(probabilities, item.spans)
     best = int(mean.argmax())
     return {
         "path": item.path,
@@ -61,18 +62,28 @@ def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
     }
 
 
-def segment_rows(item: Windows, probabilities: np.ndarray, seconds: float) -> list[dict]:
+def segment_rows(item: Windows, probabilities: np.ndarray, sample_rate: int) -> list[dict]:
+    """One row per window: `start`/`end` in seconds of the speech it holds, not its padding."""
     return [
         {
             "path": item.path,
-            "start": start,
-            "end": start + seconds,
+            "start": round(span.speech_start / sample_rate, 3),
+            "end": round(span.speech_end / sample_rate, 3),
             "label": EMOTIONS[int(p.argmax())],
             "confidence": float(p.max()),
             **{name: float(v) for name, v in zip(EMOTIONS, p, strict=True)},
         }
-        for start, p in zip(item.starts, probabilities, strict=True)
+        for span, p in zip(item.spans, probabilities, strict=True)
     ]
+
+
+def draw_timeline(item: Windows, segments: list[dict], target: Path, many: bool) -> None:
+    """`timeline=FILE.png` for one input file; for a folder, one PNG per file inside `timeline`."""
+    from speech_emotion_recognition.plots import save, timeline_figure
+
+    duration = sf.info(item.path).duration
+    path = target / f"{Path(item.path).stem}.png" if many or target.suffix != ".png" else target
+    save(timeline_figure(Path(item.path).name, duration, segments, EMOTIONS), path)
 
 
 def write_rows(rows: list[dict], columns: Sequence[str], path: Path) -> None:
@@ -125,14 +136,20 @@ def run(cfg: DictConfig) -> int:
     precision = resolve_precision(cfg.precision, device)
     predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path)
     log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
-    windowing = Windowing(cfg.window_seconds, cfg.hop_seconds, cfg.silence_dbfs)
+    speech = SpeechConfig(**cfg.speech)
+    rate = predictor.sample_rate
     rows, segments = [], []
     for item, probabilities in predict_files(
-        paths, predictor, windowing, cfg.batch_size, cfg.num_workers
+        paths, predictor, speech, cfg.batch_size, cfg.num_workers
     ):
         rows.append(file_row(item, probabilities))
-        if cfg.segments and probabilities is not None:
-            segments.extend(segment_rows(item, probabilities, cfg.window_seconds))
+        if probabilities is None:
+            continue
+        item_segments = segment_rows(item, probabilities, rate)
+        if cfg.segments:
+            segments.extend(item_segments)
+        if cfg.timeline:
+            draw_timeline(item, item_segments, Path(cfg.timeline), len(paths) > 1)
     if cfg.output:
         output = Path(cfg.output)
         write_rows(rows, COLUMNS, output)

@@ -130,3 +130,29 @@ def training_curves_figure(epochs: list[dict[str, float]]) -> plt.Figure:
     score_axis.set_ylim(0, 1)
     score_axis.legend()
     return figure
+
+
+def timeline_figure(
+    title: str, duration: float, segments: list[dict], class_names: Sequence[str]
+) -> plt.Figure:
+    """Emotion probabilities over time: at each instant the mean over the windows whose speech
+    covers it, stacked; stretches without speech stay empty, speech is shaded."""
+    times = np.arange(0.0, max(duration, 0.01), 0.02)
+    stacked = np.zeros((len(class_names), len(times)))
+    covered = np.zeros(len(times))
+    for segment in segments:
+        inside = (times >= segment["start"]) & (times < segment["end"])
+        stacked[:, inside] += np.array([[segment[name]] for name in class_names])
+        covered[inside] += 1
+    stacked = np.where(covered > 0, stacked / np.maximum(covered, 1), np.nan)
+    figure, axis = plt.subplots(figsize=(max(8, min(24, duration / 4)), 3.5), layout="constrained")
+    for segment in segments:
+        axis.axvspan(segment["start"], segment["end"], color="0.92", zorder=0)
+    axis.stackplot(times, stacked, labels=class_names, alpha=0.9)
+    axis.set_xlim(0, duration)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("time (s); shaded: speech")
+    axis.set_ylabel("probability")
+    axis.set_title(title)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return figure

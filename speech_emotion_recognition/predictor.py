@@ -1,5 +1,5 @@
 """Prediction in plain torch: load a release or checkpoint, pick device and precision, cut files
-into windows and batch them across files.
+into windows over their speech (speech.py) and batch them across files.
 
 `inference.py`, `evaluate.py` and the scripts share it. It never imports Lightning, Hydra or
 W&B, so a prediction starts in about the time torch itself takes to import.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from speech_emotion_recognition.classifier import CNNTransformer
-from speech_emotion_recognition.preprocessing import (
-    AudioError,
-    LogMelFeatures,
-    crop_or_pad,
-    load_audio,
-)
+from speech_emotion_recognition.preprocessing import AudioError, LogMelFeatures, load_audio
+from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
 HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
 
@@ -150,58 +146,21 @@ class Predictor:
 
 @dataclass
 class Windows:
-    """One decoded file cut into model-length windows; `starts` in seconds, speech windows only."""
+    """One decoded file cut into model windows over its speech (`spans`, in samples)."""
 
     path: str
     audio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    starts: list[float] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
     error: str = ""
 
 
-def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
-    """Starts that cover the whole file; the last window is aligned to the end."""
-    if n_samples <= window:
-        return [0]
-    starts = list(range(0, n_samples - window + 1, hop))
-    if starts[-1] + window < n_samples:
-        starts.append(n_samples - window)
-    return starts
-
-
-def cut(
-    audio: np.ndarray, sample_rate: int, window: int, hop: int, silence_dbfs: float
-) -> tuple[np.ndarray, list[float]]:
-    """(windows, start seconds) of the windows louder than `silence_dbfs`."""
-    windows, starts = [], []
-    for start in window_starts(len(audio), window, hop):
-        segment = crop_or_pad(audio, window, start)
-        rms = np.sqrt(np.mean(np.square(segment[: len(audio) - start], dtype=np.float64)))
-        if 20 * np.log10(max(rms, 1e-12)) >= silence_dbfs:
-            windows.append(segment)
-            starts.append(start / sample_rate)
-    if not windows:
-        raise AudioError(f"no speech: every window is below {silence_dbfs} dBFS")
-    return np.stack(windows).astype(np.float32), starts
-
-
-@dataclass(frozen=True)
-class Windowing:
-    """How files become model inputs: window and hop in seconds, the silence gate in dBFS."""
-
-    window_seconds: float
-    hop_seconds: float
-    silence_dbfs: float
-
-
 class WindowedFiles(Dataset):
-    """Decodes in DataLoader workers, so the next files are read while the model runs."""
+    """Decodes and finds the speech in DataLoader workers, while the model runs on earlier files."""
 
-    def __init__(self, paths: Sequence[str], sample_rate: int, windowing: Windowing) -> None:
+    def __init__(self, paths: Sequence[str], sample_rate: int, speech: SpeechConfig) -> None:
         self.paths = list(paths)
         self.sample_rate = sample_rate
-        self.window = int(windowing.window_seconds * sample_rate)
-        self.hop = int(windowing.hop_seconds * sample_rate)
-        self.silence_dbfs = windowing.silence_dbfs
+        self.speech = speech
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -210,10 +169,10 @@ class WindowedFiles(Dataset):
         path = self.paths[index]
         try:
             audio = load_audio(path, self.sample_rate)
-            windows, starts = cut(audio, self.sample_rate, self.window, self.hop, self.silence_dbfs)
+            windows, spans = speech_windows(audio, self.sample_rate, self.speech)
         except AudioError as error:
             return Windows(path, error=str(error))
-        return Windows(path, windows, starts)
+        return Windows(path, windows, spans)
 
 
 def _single(items: list[Windows]) -> Windows:
@@ -223,13 +182,13 @@ def _single(items: list[Windows]) -> Windows:
 def predict_files(
     paths: Sequence[str],
     predictor: Predictor,
-    windowing: Windowing,
+    speech: SpeechConfig,
     batch_size: int,
     num_workers: int,
 ) -> Iterator[tuple[Windows, np.ndarray | None]]:
     """Yields each file with its per-window probabilities, batching windows across files."""
     loader = DataLoader(
-        WindowedFiles(paths, predictor.sample_rate, windowing),
+        WindowedFiles(paths, predictor.sample_rate, speech),
         batch_size=1,
         collate_fn=_single,
         num_workers=num_workers,
@@ -256,3 +215,28 @@ def predict_files(
         if sum(len(w.audio) for w in pending) >= batch_size:
             yield from flush()
     yield from flush()
+
+
+def clip_probabilities(
+    predictor: Predictor, clips: Sequence[np.ndarray], speech: SpeechConfig, batch_size: int
+) -> tuple[np.ndarray, int]:
+    """One row per decoded clip from the windows over its speech, as `inference.py` predicts.
+
+    An evaluation must score every clip, so a clip in which the detector finds no speech (say,
+    under heavy noise) is predicted from its whole length; how many were comes back too.
+    """
+    windows, cuts, whole = [], [], 0
+    for audio in clips:
+        try:
+            clip_windows, spans = speech_windows(audio, predictor.sample_rate, speech)
+        except AudioError:
+            whole += 1
+            clip_windows, spans = speech_windows(
+                audio, predictor.sample_rate, replace(speech, vad=False)
+            )
+        windows.append(clip_windows)
+        cuts.append(spans)
+    probabilities = predictor.probabilities(np.concatenate(windows), batch_size)
+    parts = np.split(probabilities, np.cumsum([len(w) for w in windows])[:-1])
+    rows = [weighted_mean(p, spans) for p, spans in zip(parts, cuts, strict=True)]
+    return np.stack(rows), whole

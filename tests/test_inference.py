@@ -11,7 +11,8 @@ from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data import EMOTIONS
 from speech_emotion_recognition.inference import COLUMNS, SEGMENT_COLUMNS, run
 from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import load_classifier, window_starts
+from speech_emotion_recognition.predictor import load_classifier
+from speech_emotion_recognition.speech import spans
 from tests.audio import CLASS_PITCH_HZ, tone, write
 
 SCRIPT = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
@@ -41,8 +42,12 @@ N_FILES = 13
 
 
 def config(**values):
+    """conf/inference.yaml; the synthetic tones are not speech to silero-vad, so by default the
+    tests predict whole files (speech.vad=false) and the speech tests switch it on."""
     base = OmegaConf.load(PROJECT_ROOT / "conf" / "inference.yaml")
     base.pop("defaults")
+    base.speech = OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml")
+    base.speech.vad = False
     base.ckpt = None
     base.num_workers = 2
     return OmegaConf.merge(base, values)
@@ -53,9 +58,16 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_window_starts_cover_the_file():
-    assert window_starts(100, 500, 250) == [0]
-    assert window_starts(1200, 500, 250) == [0, 250, 500, 700]
+def test_windows_cover_each_speech_region():
+    short_file = spans([(20, 80)], n_samples=100, window=500, hop=250)
+    assert [(s.start, s.speech_start, s.speech_end) for s in short_file] == [(0, 20, 80)]
+    centred = spans([(1000, 1200)], n_samples=3000, window=500, hop=250)
+    assert [(s.start, s.speech_start, s.speech_end) for s in centred] == [(850, 1000, 1200)]
+    at_the_end = spans([(2900, 3000)], n_samples=3000, window=500, hop=250)
+    assert at_the_end[0].start == 2500
+    long_region = spans([(0, 1200)], n_samples=1200, window=500, hop=250)
+    assert [s.start for s in long_region] == [0, 250, 500, 700]
+    assert all(s.speech_samples == 500 for s in long_region)
 
 
 @pytest.mark.slow
@@ -143,6 +155,7 @@ def test_cli_from_inside_the_package_prints_a_table(recordings, small_checkpoint
             f"input={recordings / 'nested'}",
             f"ckpt={small_checkpoint}",
             f"hydra.run.dir={tmp_path / 'run'}",
+            "speech.vad=false",
         ],
         cwd=SCRIPT.parent,
         capture_output=True,

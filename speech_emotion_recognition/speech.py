@@ -1,0 +1,136 @@
+"""Where the speech is: silero-vad regions, and the model's windows cut from them.
+
+Emotion features are standardised per clip, so a recording's level says nothing about whether
+it holds speech; a voice-activity detector does. Each file is peak-normalised before the
+detector (it misses speech below about -70 dBFS otherwise); only digital silence is refused by
+level. Windows are cut from the speech regions, so no window without speech reaches the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from speech_emotion_recognition.preprocessing import AudioError, crop_or_pad
+
+NO_SPEECH = "no speech detected"
+DETECTOR_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """conf/speech/default.yaml: detector thresholds, durations in seconds, windowing."""
+
+    vad: bool
+    threshold: float
+    min_speech_seconds: float
+    min_silence_seconds: float
+    pad_seconds: float
+    merge_gap_seconds: float
+    peak_dbfs: float
+    digital_silence_dbfs: float
+    window_seconds: float
+    hop_seconds: float
+
+
+@dataclass
+class Span:
+    """A window of the model's length and the speech it holds, both in samples of the file."""
+
+    start: int
+    speech_start: int
+    speech_end: int
+
+    @property
+    def speech_samples(self) -> int:
+        return self.speech_end - self.speech_start
+
+
+_detector = None
+
+
+def detector():
+    """silero-vad's ONNX model, loaded once per process (it ships inside the wheel)."""
+    global _detector
+    if _detector is None:
+        from silero_vad import load_silero_vad
+
+        _detector = load_silero_vad(onnx=True)
+    return _detector
+
+
+def normalise(audio: np.ndarray, config: SpeechConfig) -> np.ndarray:
+    """Scale to `peak_dbfs`; digital silence (peak under `digital_silence_dbfs`) has no speech."""
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    if peak <= 10 ** (config.digital_silence_dbfs / 20):
+        raise AudioError(NO_SPEECH)
+    return (audio * (10 ** (config.peak_dbfs / 20) / peak)).astype(np.float32)
+
+
+def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) -> list[tuple]:
+    """(start, end) sample pairs of speech, pauses under `merge_gap_seconds` merged."""
+    if not config.vad:
+        return [(0, len(audio))]
+    from silero_vad import get_speech_timestamps
+
+    if sample_rate != DETECTOR_RATE:
+        raise ValueError(f"silero-vad needs {DETECTOR_RATE} Hz audio, got {sample_rate}")
+    with torch.inference_mode():
+        found = get_speech_timestamps(
+            torch.from_numpy(audio),
+            detector(),
+            threshold=config.threshold,
+            sampling_rate=sample_rate,
+            min_speech_duration_ms=int(1000 * config.min_speech_seconds),
+            min_silence_duration_ms=int(1000 * config.min_silence_seconds),
+            speech_pad_ms=int(1000 * config.pad_seconds),
+        )
+    regions: list[tuple[int, int]] = []
+    gap = int(config.merge_gap_seconds * sample_rate)
+    for region in found:
+        if regions and region["start"] - regions[-1][1] <= gap:
+            regions[-1] = (regions[-1][0], region["end"])
+        else:
+            regions.append((region["start"], region["end"]))
+    return regions
+
+
+def spans(regions: list[tuple[int, int]], n_samples: int, window: int, hop: int) -> list[Span]:
+    """Model windows over the speech: one centred on each short region (the file's start when the
+    file is shorter than a window, padded at the end as in training), overlapping windows every
+    `hop` over a longer one."""
+    result = []
+    for begin, end in regions:
+        if end - begin <= window:
+            centre = (begin + end) // 2
+            start = min(max(0, centre - window // 2), max(0, n_samples - window))
+            result.append(Span(start, begin, end))
+            continue
+        starts = list(range(begin, end - window + 1, hop))
+        if starts[-1] + window < end:
+            starts.append(end - window)
+        result.extend(Span(s, s, s + window) for s in starts)
+    return result
+
+
+def speech_windows(
+    audio: np.ndarray, sample_rate: int, config: SpeechConfig
+) -> tuple[np.ndarray, list[Span]]:
+    """(windows, spans) of the speech in a decoded file; AudioError when it has none."""
+    level = normalise(audio, config)
+    regions = speech_regions(level, sample_rate, config)
+    if not regions:
+        raise AudioError(NO_SPEECH)
+    window = int(config.window_seconds * sample_rate)
+    hop = int(config.hop_seconds * sample_rate)
+    cut = spans(regions, len(audio), window, hop)
+    windows = np.stack([crop_or_pad(level, window, span.start) for span in cut])
+    return windows.astype(np.float32), cut
+
+
+def weighted_mean(probabilities: np.ndarray, cut: list[Span]) -> np.ndarray:
+    """A file's probabilities: its windows' probabilities weighted by the speech each holds."""
+    weights = np.array([max(span.speech_samples, 1) for span in cut], dtype=np.float64)
+    return (probabilities * weights[:, None]).sum(axis=0) / weights.sum()

@@ -1,0 +1,95 @@
+"""Speech, not loudness, decides what is predicted (silero-vad on real RAVDESS speech)."""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.noise import coloured_noise, rms
+from speech_emotion_recognition.preprocessing import load_audio
+from tests.audio import tone
+from tests.test_inference import config
+
+RAVDESS = PROJECT_ROOT / "data" / "RAVDESS"
+RELEASE = PROJECT_ROOT / "models" / "ser-small-ravdess.safetensors"
+
+
+def speech_clips(actor: str = "08", n: int = 12) -> list[np.ndarray]:
+    if not RAVDESS.is_dir():
+        pytest.fail(f"{RAVDESS} is missing: run `dvc pull data/RAVDESS.dvc`")
+    paths = sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[1345678]-*.wav"))[:n]
+    return [load_audio(str(p), 16000) for p in paths]
+
+
+def predict(folder, tmp_path, **values) -> dict[str, dict]:
+    out = tmp_path / f"{folder.name}.csv"
+    run(config(input=str(folder), ckpt=str(RELEASE), output=str(out), speech={"vad": True},
+               **values))  # fmt: skip
+    with open(out, newline="") as f:
+        return {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(f)}
+
+
+@pytest.mark.real_data
+def test_quiet_speech_gets_the_same_label_as_the_original(tmp_path):
+    levels = {"original": None, "minus60": -60.0, "minus70": -70.0, "minus85": -85.0}
+    for name, dbfs in levels.items():
+        for i, clip in enumerate(speech_clips()):
+            scaled = clip if dbfs is None else clip * 10 ** (dbfs / 20) / rms(clip)
+            (tmp_path / name).mkdir(exist_ok=True)
+            sf.write(tmp_path / name / f"{i:02d}.wav", scaled, 16000, subtype="FLOAT")
+    rows = {name: predict(tmp_path / name, tmp_path) for name in levels}
+    for name in ("minus60", "minus70", "minus85"):
+        for clip, row in rows[name].items():
+            assert not row["error"], (name, clip, row["error"])
+            assert row["label"] == rows["original"][clip]["label"], (name, clip)
+
+
+@pytest.mark.real_data
+def test_noise_silence_and_a_tone_have_no_speech(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "not_speech"
+    folder.mkdir()
+    for colour in ("white", "pink"):
+        noise = coloured_noise(5 * 16000, colour, rng)
+        sf.write(folder / f"{colour}.wav", 0.1 * noise / rms(noise), 16000)
+    sf.write(folder / "silence.wav", np.zeros(5 * 16000), 16000)
+    sf.write(folder / "tone.wav", tone(440.0, 5.0, 16000, rng), 16000)
+    rows = predict(folder, tmp_path)
+    assert {name: row["error"] for name, row in rows.items()} == dict.fromkeys(
+        ("white.wav", "pink.wav", "silence.wav", "tone.wav"), "no speech detected"
+    )
+
+
+def loud_span(clip: np.ndarray, frame: int = 320) -> tuple[float, float]:
+    """Seconds from the first to the last 20 ms frame within 30 dB of the clip's loudest one
+    (RAVDESS's room noise sits about 40 dB down)."""
+    frames = clip[: len(clip) // frame * frame].reshape(-1, frame)
+    level = np.sqrt(np.mean(frames**2, axis=1))
+    loud = np.flatnonzero(level > level.max() * 10 ** (-30 / 20))
+    return loud[0] * frame / 16000, (loud[-1] + 1) * frame / 16000
+
+
+@pytest.mark.real_data
+def test_segments_follow_the_speech_of_a_long_recording(tmp_path):
+    first, second = speech_clips(n=2)
+    recording = 0.0005 * np.random.default_rng(1).standard_normal(60 * 16000)
+    places = {10.0: first, 40.0: second}
+    for start, clip in places.items():
+        recording[int(start * 16000) : int(start * 16000) + len(clip)] += clip
+    (tmp_path / "long").mkdir()
+    sf.write(tmp_path / "long" / "talk.wav", recording.astype(np.float32), 16000)
+    speech = [(start + on, start + off) for start, clip in places.items()
+              for on, off in [loud_span(clip)]]  # fmt: skip
+    out = tmp_path / "talk.csv"
+    timeline = tmp_path / "talk.png"
+    run(config(input=str(tmp_path / "long"), ckpt=str(RELEASE), output=str(out), segments=True,
+               timeline=str(timeline), speech={"vad": True}))  # fmt: skip
+    with open(tmp_path / "talk.segments.csv", newline="") as f:
+        segments = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(f)]
+    assert len(segments) == 2
+    for (start, end), (on, off) in zip(segments, speech, strict=True):
+        assert abs(start - on) <= 0.3 and abs(end - off) <= 0.3, (start, end, on, off)
+    assert timeline.stat().st_size > 10_000
