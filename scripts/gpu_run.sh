@@ -78,7 +78,8 @@ if path.exists():
     # Validation, checkpoints and figures add about a fifth to each epoch.
     epochs = int(seconds / (1.2 * clips / bench["best"]["clips_per_s"]))
     print(max(5, min(150, epochs)))
-    print(*bench["best"]["overrides"], sep="\n")
+    for override in bench["best"]["overrides"]:
+        print(override)
 else:
     print(40)
 EOF
