@@ -120,9 +120,12 @@ def test_released_weights_match_the_checkpoint(recordings, small_checkpoint, tmp
     outputs = {}
     for name, ckpt in (("ckpt", small_checkpoint), ("released", released)):
         out = tmp_path / f"{name}.csv"
-        assert run(config(input=str(recordings / "nested"), ckpt=str(ckpt), output=str(out))) == 0
+        cfg = config(input=str(recordings / "nested"), ckpt=str(ckpt), output=str(out))
+        assert run(OmegaConf.merge(cfg, {"precision": "32"})) == 0
         outputs[name] = np.array([[float(r[e]) for e in EMOTIONS] for r in read_csv(out)])
-    np.testing.assert_allclose(outputs["released"], outputs["ckpt"], atol=2e-2)
+    # fp16 weights move probabilities by about 2e-4; labels must not change
+    np.testing.assert_allclose(outputs["released"], outputs["ckpt"], atol=1e-3)
+    assert (outputs["released"].argmax(1) == outputs["ckpt"].argmax(1)).all()
 
 
 def test_nothing_to_predict_fails_with_a_message(tmp_path):
@@ -200,3 +203,12 @@ def test_paths_are_reported_as_given(recordings, small_checkpoint, tmp_path, mon
     cfg = config(input=recordings.name + "/nested", ckpt=str(small_checkpoint), output=str(output))
     assert run(cfg) == 0
     assert all(row["path"].startswith(f"{recordings.name}/nested/") for row in read_csv(output))
+
+
+@pytest.mark.slow
+def test_export_fails_when_onnx_and_torch_disagree(small_checkpoint, tmp_path, monkeypatch):
+    import scripts.export as export
+
+    monkeypatch.setattr(export, "MAX_LOGIT_DIFFERENCE", -1.0)  # any difference is too much
+    with pytest.raises(RuntimeError, match="differ from torch"):
+        export.export_onnx(load_classifier(small_checkpoint), tmp_path / "bad.onnx", opset=17)

@@ -1,0 +1,56 @@
+"""The committed releases say what their reports say, on the real test actors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.evaluate import evaluate
+from speech_emotion_recognition.predictor import Predictor, load_classifier
+from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
+from tests.conftest import compose_config
+from tests.test_precision import TEST_ACTORS
+
+MODELS = PROJECT_ROOT / "models"
+
+
+@pytest.mark.real_data
+def test_small_release_scores_what_its_report_says(tmp_path):
+    reported = json.loads((PROJECT_ROOT / "reports/ser-small-ravdess/metrics.json").read_text())
+    cfg = compose_config("evaluate", tmp_path, [
+        f"ckpt={MODELS / 'ser-small-ravdess.safetensors'}", "precision=32",
+        "noise.types=[white]", "noise.snr_db=[20,10]",  # the report's first two noise draws
+        f"paths.cache_dir={PROJECT_ROOT / 'data' / 'cache'}",
+    ])  # fmt: skip
+    measured = evaluate(cfg)
+    assert measured["per_speaker"].keys() == reported["per_speaker"].keys()
+    for key in ("n_clips", "accuracy", "ua", "macro_f1"):
+        assert measured[key] == pytest.approx(reported[key], abs=1e-6), key
+    for got, want in zip(measured["noise"], reported["noise"][:3], strict=True):
+        assert (got["noise"], got["snr_db"]) == (want["noise"], want["snr_db"])
+        assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(
+    ("weights", "onnx"),
+    [("ser-small-ravdess.safetensors", "ser-small-ravdess.onnx"),
+     pytest.param("ser-full-multi.safetensors", "ser-full-multi.int8.onnx",
+                  marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx):
+    from speech_emotion_recognition.data import ravdess
+
+    clips = [c for c in ravdess(PROJECT_ROOT / "data" / "RAVDESS") if c.speaker in TEST_ACTORS]
+    windows = [crop_or_pad(load_audio(c.path, 16000), 80000) for c in clips]
+    classifier = load_classifier(MODELS / weights)
+    cpu = torch.device("cpu")
+    torch_p = Predictor(classifier, cpu, torch.float32).probabilities(windows, 16)
+    onnx_p = Predictor(classifier, cpu, torch.float32, str(MODELS / onnx)).probabilities(
+        windows, 16
+    )
+    assert (torch_p.argmax(1) == onnx_p.argmax(1)).all()
+    tolerance = 1e-3 if ".int8." not in onnx else 0.05  # int8 weights: labels equal, close probs
+    assert np.abs(torch_p - onnx_p).max() <= tolerance
