@@ -24,6 +24,7 @@ from speech_emotion_recognition.data import (
     urdu,
     write_manifest,
 )
+from speech_emotion_recognition.preprocessing import crop_or_pad
 from tests.audio import named_corpora, tone, write
 
 RATE = 16000
@@ -270,3 +271,25 @@ def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
     drawn = [loader.dataset.clips[i].corpus for i in loader.sampler]
     assert len(drawn) == len(module.splits["train"])
     assert "tess" not in drawn and {"ravdess", "urdu"} <= set(drawn)
+
+
+def test_augmentations_only_touch_training_items(tmp_path):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=1)
+    cache = AudioCache(tmp_path / "cache", 16000, 1e-4)
+    clips = cache.filter(ravdess(root / "RAVDESS")[:3], workers=1)
+    calls = []
+
+    def spy(samples, sample_rate):
+        calls.append(len(samples))
+        return samples + np.float32(0.5)
+
+    n = 16000
+    train_set = data.EmotionDataset(clips, cache, n, train=True, augment=spy)
+    eval_set = data.EmotionDataset(clips, cache, n, train=False, augment=spy)
+    plain = [crop_or_pad(np.asarray(cache.load(c.path)), n) for c in clips]
+    for i, expected in enumerate(plain):
+        first, again = eval_set[i][0].numpy(), eval_set[i][0].numpy()
+        assert np.array_equal(first, expected) and np.array_equal(again, expected)
+    assert calls == []
+    augmented = train_set[0][0].numpy()
+    assert calls == [n] and np.allclose(augmented.mean(), plain[0].mean() + 0.5, atol=0.1)

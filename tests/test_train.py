@@ -150,3 +150,27 @@ def test_runs_cut_short_finish_cleanly(make_cfg, separable_corpus, tmp_path, cut
     results = train(make_cfg(*folder_overrides(separable_corpus), *cut_short))
     assert results["epochs"] <= 1
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_class_weights_of_the_training_split_reach_the_loss_and_the_files(make_cfg, tmp_path):
+    from safetensors.torch import load_file
+
+    from speech_emotion_recognition.data import read_manifest
+    from speech_emotion_recognition.loss import inverse_frequency_weights
+    from speech_emotion_recognition.predictor import read_file
+    from tests.audio import folder_corpus
+
+    root = folder_corpus(tmp_path / "corpus", [0, 3, 5], per_speaker=3, speakers=10)
+    for extra in sorted((root / "angry").rglob("clip00.wav"))[:6]:  # unbalance: fewer angry
+        extra.unlink()
+    train(make_cfg(*folder_overrides(root), "test=false"))
+    run = tmp_path / "run"
+    labels = [c.label for c in read_manifest(run / "splits" / "train.csv")]
+    expected = torch.tensor(inverse_frequency_weights(labels, 6))
+    assert len(set(expected.tolist())) > 2  # unbalanced, with absent classes at 0
+    module = EmotionRecognitionModule.load_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert torch.allclose(module.criterion.weight, expected.float())
+    hparams, _ = read_file(run / "model.safetensors")
+    assert torch.allclose(torch.tensor(hparams["class_weights"]), expected)
+    assert torch.allclose(load_file(run / "model.safetensors")["criterion.weight"].float(),
+                          expected.float(), atol=1e-3)  # fmt: skip
