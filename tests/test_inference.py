@@ -212,3 +212,18 @@ def test_export_fails_when_onnx_and_torch_disagree(small_checkpoint, tmp_path, m
     monkeypatch.setattr(export, "MAX_LOGIT_DIFFERENCE", -1.0)  # any difference is too much
     with pytest.raises(RuntimeError, match="differ from torch"):
         export.export_onnx(load_classifier(small_checkpoint), tmp_path / "bad.onnx", opset=17)
+
+
+@pytest.mark.slow
+def test_empty_or_all_broken_folders_exit_1_with_a_message(small_checkpoint, tmp_path, caplog):
+    (tmp_path / "empty").mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.wav").write_bytes(b"")
+    (broken / "b.flac").write_text("not audio")
+    assert run(config(input=str(tmp_path / "empty"), ckpt=str(small_checkpoint))) == 1
+    assert "No wav, flac, ogg or mp3 files" in caplog.text
+    out = tmp_path / "broken.csv"
+    assert run(config(input=str(broken), ckpt=str(small_checkpoint), output=str(out))) == 1
+    assert "No file could be predicted" in caplog.text
+    assert all(row["error"] for row in read_csv(out))
