@@ -16,7 +16,7 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from speech_emotion_recognition.data import EMOTIONS
 from speech_emotion_recognition.loss import inverse_frequency_weights
@@ -98,8 +98,23 @@ def trainer_precision(trainer_cfg: DictConfig) -> str:
     return "32-true"
 
 
+def resume_in_place(cfg: DictConfig) -> None:
+    """A resumed run continues in its checkpoint's run folder: the same split manifests (even if
+    the corpus has grown since), the same checkpoint folder and best score, the same logs."""
+    if not cfg.get("ckpt_path"):
+        return
+    run_dir = Path(cfg.ckpt_path).resolve().parent.parent
+    if not (run_dir / "splits").is_dir():
+        log.warning("%s is not in a run folder with splits/: resuming in a new run", cfg.ckpt_path)
+        return
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    log.info("Resuming in %s", run_dir)
+
+
 def train(cfg: DictConfig) -> dict:
     """Fit, then evaluate the best checkpoint on val and test; returns what metrics.json holds."""
+    resume_in_place(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
