@@ -114,3 +114,25 @@ def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, opti
     )
     if option == "multi":
         assert set(report["per_corpus"]) == {"ravdess", "urdu"}
+
+
+@pytest.mark.parametrize("noise_type", ["white", "pink", "babble"])
+def test_noise_is_mixed_at_the_snr_over_the_clip_and_padding_stays_silent(noise_type):
+    import numpy as np
+
+    from speech_emotion_recognition import evaluate as module
+    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.noise import rms
+
+    rng = np.random.default_rng(0)
+    length, padded = 8000, 16000
+    speech = np.sin(np.arange(length) / 7.0).astype(np.float32) * 0.3
+    audio = [np.concatenate([speech, np.zeros(padded - length, np.float32)])]
+    voices = {"other": [rng.standard_normal(12000)]}
+    cfg = module.DictConfig({"seed": 0, "noise": {"babble_talkers": 4}})
+    clips = [Clip("a.wav", 0, "alice", "t")]
+    for snr in (20.0, 5.0, 0.0):
+        (mixed,) = module.noisy_versions(clips, audio, [length], voices, noise_type, snr, cfg, 1)
+        noise = mixed[:length] - speech
+        assert 20 * np.log10(rms(speech) / rms(noise)) == pytest.approx(snr, abs=0.1)
+        assert not mixed[length:].any()

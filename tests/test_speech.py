@@ -88,7 +88,16 @@ def test_segments_follow_the_speech_of_a_long_recording(tmp_path):
     run(config(input=str(tmp_path / "long"), ckpt=str(RELEASE), output=str(out), segments=True,
                timeline=str(timeline), speech={"vad": True}))  # fmt: skip
     with open(tmp_path / "talk.segments.csv", newline="") as f:
-        segments = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    segments = [(float(r["start"]), float(r["end"])) for r in rows]
+    # the file's probabilities are its segments' mean, weighted by the speech each holds
+    with open(out, newline="") as f:
+        (file_row,) = csv.DictReader(f)
+    weights = np.array([end - start for start, end in segments])
+    for emotion in ("angry", "disgust", "fear", "happy", "neutral", "sad"):
+        values = np.array([float(r[emotion]) for r in rows])
+        expected = float(values @ weights / weights.sum())
+        assert float(file_row[emotion]) == pytest.approx(expected, abs=1e-3), emotion
     assert len(segments) == 2
     for (start, end), (on, off) in zip(segments, speech, strict=True):
         assert abs(start - on) <= 0.3 and abs(end - off) <= 0.3, (start, end, on, off)
