@@ -36,8 +36,6 @@ def test_full_model_returns_logits_for_six_classes():
     with torch.inference_mode():
         logits = model(torch.randn(2, 1, 256, 1024))
     assert logits.shape == (2, 6)
-    # logits, not probabilities: rows need not sum to one
-    assert not torch.allclose(logits.sum(dim=1), torch.ones(2))
 
 
 def test_full_model_parameter_count_matches_the_specification():

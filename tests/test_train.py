@@ -106,6 +106,7 @@ def test_cli_from_inside_the_package(separable_corpus, tmp_path):
     assert "test/acc" in json.loads((out / "metrics.json").read_text())["test"]
 
 
+@pytest.mark.slow
 def test_missing_data_stops_with_the_command_to_get_it(tmp_path):
     result = run_cli(
         [f"data.root={tmp_path / 'absent'}", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"],
@@ -151,6 +152,7 @@ def test_wandb_goes_offline_without_an_api_key(make_cfg, monkeypatch, tmp_path):
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "cut_short", [["++trainer.max_steps=1"], ["++trainer.limit_val_batches=0", "test=false"]]
 )
@@ -161,6 +163,7 @@ def test_runs_cut_short_finish_cleanly(make_cfg, separable_corpus, tmp_path, cut
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_class_weights_of_the_training_split_reach_the_loss_and_the_files(make_cfg, tmp_path):
     from safetensors.torch import load_file
 
