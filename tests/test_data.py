@@ -194,7 +194,7 @@ def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, t
     root = named_corpora(tmp_path / "corpora", speakers_per_sex=5)
     splits = {}
     for name, overrides in {
-        "multi": ["data=multi", f"data.root={root}"],
+        "multi": ["data=multi_all", f"data.root={root}"],
         "ravdess": ["data=ravdess", f"data.root={root / 'RAVDESS'}"],
     }.items():
         module = hydra.utils.instantiate(make_cfg(*overrides, output_dir=tmp_path / name).data)
@@ -264,7 +264,7 @@ def test_manifest_errors_name_the_problem(tmp_path, header, row, message):
 
 def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
     root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
-    cfg = make_cfg("data=multi", f"data.root={root}", "+data.corpus_weights.tess=0.0")
+    cfg = make_cfg("data=multi_all", f"data.root={root}", "+data.corpus_weights.tess=0.0")
     module = hydra.utils.instantiate(cfg.data)
     module.setup()
     loader = module.train_dataloader()

@@ -82,11 +82,12 @@ def corpora(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("option", ["tess", "urdu", "multi", "manifest"])
+@pytest.mark.parametrize("option", ["tess", "urdu", "multi", "multi_all", "manifest"])
 def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, option):
     from speech_emotion_recognition.train import train
 
-    root = {"tess": corpora / "TESS", "urdu": corpora / "URDU", "multi": corpora}.get(option)
+    roots = {"tess": corpora / "TESS", "urdu": corpora / "URDU", "multi": corpora}
+    root = roots.get(option, corpora)
     if option == "manifest":
         files = sorted((corpora / "URDU").rglob("*.flac"))
         lines = ["path,label,speaker"] + [
@@ -99,6 +100,8 @@ def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, opti
     run = tmp_path / "run"
     assert (run / "model.safetensors").is_file() and "test/acc" in results["test"]
     if option == "multi":
+        assert "val/ravdess/acc" in results["val"] and "val/tess/acc" not in results["val"]
+    if option == "multi_all":
         assert {"val/ravdess/acc", "val/urdu/acc"} <= set(results["val"])
         assert "val/tess/acc" not in results["val"]  # TESS trains only
 
@@ -112,7 +115,7 @@ def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, opti
         report["n_clips"]
         == len(results and (run / "splits" / "test.csv").read_text().splitlines()) - 1
     )
-    if option == "multi":
+    if option == "multi_all":
         assert set(report["per_corpus"]) == {"ravdess", "urdu"}
 
 
