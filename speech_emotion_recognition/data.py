@@ -528,16 +528,12 @@ class EmotionDataModule(L.LightningDataModule):
         clips = self.cache.filter(self.clips(), self.num_workers)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
+        kind = self.split["kind"]
         splits = split_corpora(clips, self.split, self.seed, self.train_only)
         for name, path in manifests.items():
             write_manifest(splits[name], path)
         sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)
-        log.info(
-            "Wrote %s split manifests to %s (%s clips)",
-            self.split["kind"],
-            self.manifest_dir,
-            sizes,
-        )
+        log.info("Wrote %s split manifests to %s (%s clips)", kind, self.manifest_dir, sizes)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -21,11 +21,9 @@ from torchmetrics.classification import (
 )
 
 from speech_emotion_recognition.batch_augment import BatchAugment
-from speech_emotion_recognition.classifier import CNNTransformer
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
-from speech_emotion_recognition.predictor import HPARAMS_KEY
-from speech_emotion_recognition.preprocessing import LogMelFeatures
+from speech_emotion_recognition.predictor import HPARAMS_KEY, EmotionClassifier
 
 
 def _plain(value: Any) -> Any:
@@ -75,13 +73,9 @@ class EmotionRecognitionModule(L.LightningModule):
             }
         )
         n_classes = len(class_names)
-        self.features = LogMelFeatures(**self.hparams.features)
-        self.net = CNNTransformer(
-            n_mels=self.hparams.features["n_mels"],
-            n_frames=self.hparams.features["n_frames"],
-            n_classes=n_classes,
-            **self.hparams.net,
-        )
+        # The network is predictor.py's, so checkpoints and releases load there unchanged.
+        classifier = EmotionClassifier(self.hparams.features, self.hparams.net, class_names)
+        self.features, self.net = classifier.features, classifier.net
         self.batch_augment = BatchAugment(**batch_augment) if batch_augment else None
         self.criterion = FocalLoss(gamma, class_weights)
         # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
@@ -100,7 +94,6 @@ class EmotionRecognitionModule(L.LightningModule):
                 for i, name in enumerate(names)
             }
         )
-        self._updated_corpora: set[str] = set()
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
@@ -124,7 +117,6 @@ class EmotionRecognitionModule(L.LightningModule):
                 key, mine = f"{stage}_{index}", rest[0] == index
                 if key in self.corpus_metrics:
                     self.corpus_metrics[key].update(predictions[mine], labels[mine])
-                    self._updated_corpora.add(key)
         if f"{stage}_" in self.confusion:
             self.confusion[f"{stage}_"].update(predictions, labels)
         on_step = stage == "train"
@@ -154,10 +146,10 @@ class EmotionRecognitionModule(L.LightningModule):
     def _log_corpora(self, stage: str) -> None:
         """Per-corpus figures of the epoch, for the corpora that had clips in it."""
         for key in sorted(k for k in self.corpus_metrics if k.startswith(f"{stage}_")):
-            if key in self._updated_corpora:
-                self.log_dict(self.corpus_metrics[key].compute())
-            self.corpus_metrics[key].reset()
-            self._updated_corpora.discard(key)
+            metrics = self.corpus_metrics[key]
+            if any(metric.update_called for metric in metrics.values()):
+                self.log_dict(metrics.compute())
+            metrics.reset()
 
     def _save_confusion(self, stage: str) -> None:
         matrix = self.confusion[f"{stage}_"].compute().cpu().numpy()
