@@ -32,7 +32,6 @@ from speech_emotion_recognition.predictor import (
     resolve_device,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import crop_or_pad
 from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
@@ -41,27 +40,25 @@ log = logging.getLogger(__name__)
 def noisy_versions(
     clips: list[Clip],
     audio: list[np.ndarray],
-    lengths: list[int],
     voices: dict[str, list],
     noise_type: str,
     snr_db: float,
     cfg: DictConfig,
     condition: int,
 ) -> list[np.ndarray]:
-    """Each clip mixed with its own noise draw; the SNR is measured over the clip, not its padding.
+    """Each whole clip mixed with its own noise draw at exactly `snr_db` over the clip.
 
     Seeds depend on (seed, condition, clip), so every run and every SNR sweep is reproducible.
     """
     mixed = []
-    for i, (clip, signal, length) in enumerate(zip(clips, audio, lengths, strict=True)):
+    for i, (clip, signal) in enumerate(zip(clips, audio, strict=True)):
         rng = np.random.default_rng([cfg.seed, condition, i])
         if noise_type == "babble":
             others = [v for speaker, vs in voices.items() if speaker != clip.speaker for v in vs]
-            noise = babble(length, others, rng, cfg.noise.babble_talkers)
+            noise = babble(len(signal), others, rng, cfg.noise.babble_talkers)
         else:
-            noise = coloured_noise(length, noise_type, rng)
-        speech = mix_at_snr(signal[:length], noise, snr_db)
-        mixed.append(crop_or_pad(speech, len(signal)))
+            noise = coloured_noise(len(signal), noise_type, rng)
+        mixed.append(mix_at_snr(signal, noise, snr_db))
     return mixed
 
 
@@ -162,7 +159,6 @@ def evaluate(cfg: DictConfig) -> dict:
     cache = datamodule.cache
     # Whole clips: the speech detector picks the model's windows, as in inference.py.
     audio = [np.asarray(cache.load(c.path), dtype=np.float32) for c in clips]
-    lengths = [len(a) for a in audio]
     speech = SpeechConfig(**cfg.speech)
     voices: dict[str, list] = defaultdict(list)
     for clip in everything:
@@ -197,9 +193,7 @@ def evaluate(cfg: DictConfig) -> dict:
     for noise_type in cfg.noise.types:
         for snr_db in cfg.noise.snr_db:
             condition += 1
-            noisy = noisy_versions(
-                clips, audio, lengths, voices, noise_type, snr_db, cfg, condition
-            )
+            noisy = noisy_versions(clips, audio, voices, noise_type, snr_db, cfg, condition)
             noisy_probabilities, whole = clip_probabilities(
                 predictor, noisy, speech, cfg.batch_size
             )

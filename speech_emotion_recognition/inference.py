@@ -17,7 +17,6 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-import soundfile as sf
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -77,11 +76,13 @@ def segment_rows(item: Windows, probabilities: np.ndarray, sample_rate: int) -> 
     ]
 
 
-def draw_timeline(item: Windows, segments: list[dict], target: Path, many: bool) -> None:
+def draw_timeline(
+    item: Windows, segments: list[dict], sample_rate: int, target: Path, many: bool
+) -> None:
     """`timeline=FILE.png` for one input file; for a folder, one PNG per file inside `timeline`."""
     from speech_emotion_recognition.plots import save, timeline_figure
 
-    duration = sf.info(item.path).duration
+    duration = item.n_samples / sample_rate
     path = target / f"{Path(item.path).stem}.png" if many or target.suffix != ".png" else target
     save(timeline_figure(Path(item.path).name, duration, segments, EMOTIONS), path)
 
@@ -149,7 +150,7 @@ def run(cfg: DictConfig) -> int:
         if cfg.segments:
             segments.extend(item_segments)
         if cfg.timeline:
-            draw_timeline(item, item_segments, Path(cfg.timeline), len(paths) > 1)
+            draw_timeline(item, item_segments, rate, Path(cfg.timeline), len(paths) > 1)
     if cfg.output:
         output = Path(cfg.output)
         write_rows(rows, COLUMNS, output)

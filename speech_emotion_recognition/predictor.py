@@ -152,6 +152,7 @@ class Windows:
     audio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     spans: list[Span] = field(default_factory=list)
     error: str = ""
+    n_samples: int = 0  # the decoded file's length at the model's sample rate
 
 
 class WindowedFiles(Dataset):
@@ -172,11 +173,19 @@ class WindowedFiles(Dataset):
             windows, spans = speech_windows(audio, self.sample_rate, self.speech)
         except AudioError as error:
             return Windows(path, error=str(error))
-        return Windows(path, windows, spans)
+        return Windows(path, windows, spans, n_samples=len(audio))
 
 
 def _single(items: list[Windows]) -> Windows:
     return items[0]
+
+
+def grouped_probabilities(
+    predictor: Predictor, groups: Sequence[np.ndarray], batch_size: int
+) -> list[np.ndarray]:
+    """The windows of several files in shared batches, probabilities split back per file."""
+    probabilities = predictor.probabilities(np.concatenate(groups), batch_size)
+    return np.split(probabilities, np.cumsum([len(g) for g in groups])[:-1])
 
 
 def predict_files(
@@ -196,16 +205,10 @@ def predict_files(
     pending: list[Windows] = []
 
     def flush() -> Iterator[tuple[Windows, np.ndarray | None]]:
-        decoded = [w for w in pending if not w.error]
-        if decoded:
-            windows = np.concatenate([w.audio for w in decoded])
-            probabilities = predictor.probabilities(windows, batch_size)
-            splits = np.cumsum([len(w.audio) for w in decoded])[:-1]
-            by_path = dict(
-                zip([w.path for w in decoded], np.split(probabilities, splits), strict=True)
-            )
+        decoded = [w.audio for w in pending if not w.error]
+        results = iter(grouped_probabilities(predictor, decoded, batch_size) if decoded else [])
         for item in pending:
-            yield item, None if item.error else by_path[item.path]
+            yield item, None if item.error else next(results)
         pending.clear()
 
     for item in tqdm(
@@ -236,7 +239,6 @@ def clip_probabilities(
             )
         windows.append(clip_windows)
         cuts.append(spans)
-    probabilities = predictor.probabilities(np.concatenate(windows), batch_size)
-    parts = np.split(probabilities, np.cumsum([len(w) for w in windows])[:-1])
+    parts = grouped_probabilities(predictor, windows, batch_size)
     rows = [weighted_mean(p, spans) for p, spans in zip(parts, cuts, strict=True)]
     return np.stack(rows), whole
