@@ -31,17 +31,13 @@ def epoch_rows(run: Path) -> list[dict[str, float]]:
     The validation of the best checkpoint after fitting is logged as one more epoch: left out.
     """
     fitted = json.loads((run / "metrics.json").read_text())["epochs"]
-    with open(run / "metrics.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/f1")]
     epochs: dict[int, dict[str, float]] = {}
-    for row in rows:
-        values = {k: float(v) for k, v in row.items() if v not in ("", None)}
-        epochs.setdefault(int(values["epoch"]), {}).update(values)
     with open(run / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("train/loss_epoch") and int(row["epoch"]) in epochs:
-                epochs[int(row["epoch"])]["train/loss_epoch"] = float(row["train/loss_epoch"])
-    return [epochs[e] for e in sorted(epochs) if e < fitted]
+        for row in csv.DictReader(f):  # the logger writes an epoch's values over several rows
+            if row.get("epoch"):
+                values = {k: float(v) for k, v in row.items() if v not in ("", None)}
+                epochs.setdefault(int(values["epoch"]), {}).update(values)
+    return [epochs[e] for e in sorted(epochs) if e < fitted and "val/f1" in epochs[e]]
 
 
 def run_summary(run: Path) -> dict:

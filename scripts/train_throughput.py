@@ -25,7 +25,7 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from scripts.timing import timed
-from speech_emotion_recognition.data import EMOTIONS
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.predictor import resolve_device
 

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from speech_emotion_recognition.data import EMOTIONS
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.loss import inverse_frequency_weights
 from speech_emotion_recognition.predictor import native_bf16
 

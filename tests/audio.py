@@ -35,7 +35,7 @@ def folder_corpus(
     root: Path, classes: range | list[int], per_speaker: int, speakers: int, seed: int = 0
 ) -> Path:
     """`root/<emotion>/<speaker>/clip.wav` with mixed rates, channels and lengths."""
-    from speech_emotion_recognition.data import EMOTIONS
+    from speech_emotion_recognition.emotions import EMOTIONS
 
     rng = np.random.default_rng(seed)
     rates = (8000, 16000, 22050, 44100)

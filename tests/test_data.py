@@ -8,7 +8,6 @@ import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT, data
 from speech_emotion_recognition.data import (
-    EMOTIONS,
     SPLITS,
     AudioCache,
     Clip,
@@ -24,6 +23,7 @@ from speech_emotion_recognition.data import (
     urdu,
     write_manifest,
 )
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import crop_or_pad
 from tests.audio import named_corpora, tone, write
 

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.data import EMOTIONS
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import COLUMNS, SEGMENT_COLUMNS, run
 from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.predictor import load_classifier
