@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scripts.export import export_onnx, quantize_onnx
-from scripts.timing import timed
+from scripts.timing import TrainingStep, timed
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
@@ -57,27 +57,23 @@ def model_rows(name: str, model_cfg: DictConfig, cfg: DictConfig, device: torch.
     for precision in cfg.precisions:
         bf16 = resolve_precision(precision, device) == torch.bfloat16
         for compiled in (False, True) if cfg.compile else (False,):
-            net = copy.deepcopy(module.net)
+            variant = copy.deepcopy(module)
             if compiled:
-                net.compile()
-            optimizer = torch.optim.AdamW(net.parameters())
+                variant.net.compile()
+            train_step = TrainingStep(variant, device, bf16)
 
-            def forward(net=net, bf16=bf16) -> torch.Tensor:
+            def forward(variant=variant, bf16=bf16) -> torch.Tensor:
                 with (
                     torch.inference_mode(),
                     torch.autocast(device.type, torch.bfloat16, enabled=bf16),
                 ):
-                    return net(module.features(waveforms))
+                    return variant(waveforms)
 
-            def train_step(net=net, optimizer=optimizer, bf16=bf16) -> None:
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                    loss = module.criterion(net(module.features(waveforms)), labels)
-                loss.backward()
-                optimizer.step()
-
-            for stage, step in (("forward", forward), ("training step", train_step)):
-                net.train(stage == "training step")
+            for stage, step in (
+                ("forward", forward),
+                ("training step", lambda step=train_step: step(waveforms, labels)),
+            ):
+                variant.train(stage == "training step")
                 start = time.perf_counter()
                 step()  # the first call compiles
                 sync()

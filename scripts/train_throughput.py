@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from scripts.timing import timed
+from scripts.timing import TrainingStep, timed
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.predictor import resolve_device
@@ -52,30 +52,9 @@ def peak_tflops(cfg: DictConfig, device: torch.device) -> float | None:
     return next((peak for key, peak in KNOWN_PEAKS.items() if key in name), None)
 
 
-class Stepper:
-    """One optimiser step of the training loop, in the run's precision."""
-
-    def __init__(self, model: EmotionRecognitionModule, device: torch.device, precision: str):
-        self.model = model.to(device).train()
-        self.device = device
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        self.bf16 = "bf16" in precision
-
-    def __call__(self, waveforms: torch.Tensor, labels: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            loss = self.model.criterion(self.model(waveforms), labels)
-        loss.backward()
-        self.optimizer.step()
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-
 def network_only(cfg: DictConfig, device: torch.device, batch: int, precision: str) -> float:
     model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS))
-    stepper = Stepper(model, device, precision)
+    stepper = TrainingStep(model, device, "bf16" in precision)
     n_samples = int(cfg.data.sample_rate * cfg.data.max_seconds)
     waveforms = 0.1 * torch.randn(batch, n_samples, device=device)
     labels = torch.randint(len(EMOTIONS), (batch,), device=device)
@@ -88,7 +67,7 @@ def end_to_end(cfg: DictConfig, device: torch.device, batch: int, precision: str
     datamodule = hydra.utils.instantiate(cfg.data, batch_size=batch)
     datamodule.setup("fit")
     model = hydra.utils.instantiate(cfg.model, class_names=list(EMOTIONS))
-    stepper = Stepper(model, device, precision)
+    stepper = TrainingStep(model, device, "bf16" in precision)
     augment = model.batch_augment
     pin = device.type == "cuda"
 
