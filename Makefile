@@ -1,6 +1,7 @@
 # One command per job; each sets up what it needs first.
 #   make train   environment + RAVDESS from DVC + train the CPU model (experiment=ravdess_small)
 #   make test    environment + RAVDESS from DVC + the whole test suite
+#   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
 VENV := .venv
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data train test lint format lock repro
+.PHONY: setup data train test lint format lock repro cv seeds
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -24,6 +25,16 @@ data: setup
 
 train: data
 	$(PY) speech_emotion_recognition/train.py experiment=ravdess_small $(ARGS)
+
+# Speaker 5-fold cross-validation of `make train`'s recipe; summary.{json,md} in the sweep folder.
+cv: data
+	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small split=kfold \
+		split.fold=0,1,2,3,4 $(ARGS)
+
+# Seed spread of the same recipe on one fixed split (data.seed=42 keeps the split).
+seeds: data
+	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small data.seed=42 \
+		seed=1,2,3 $(ARGS)
 
 test: data
 	$(PY) -m pytest $(ARGS)

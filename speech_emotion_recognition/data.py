@@ -340,21 +340,61 @@ def _take(items: list, fractions: Sequence[float]) -> list[list]:
     return [items[start:], *cuts]
 
 
+def _speakers_by_sex(clips: Sequence[Clip]) -> dict[str, list[str]]:
+    by_sex: dict[str, list[str]] = defaultdict(list)
+    for speaker, sex in sorted({(c.speaker, c.sex) for c in clips}):
+        by_sex[sex].append(speaker)
+    return by_sex
+
+
+def _assign(clips: Sequence[Clip], assignment: Mapping[str, str]) -> dict[str, list[Clip]]:
+    return {name: [c for c in clips if assignment[c.speaker] == name] for name in SPLITS}
+
+
 def split_by_speaker(
     clips: Sequence[Clip], val: float, test: float, seed: int
 ) -> dict[str, list[Clip]]:
     """Whole speakers per split, drawn separately from each sex so every split stays balanced."""
-    by_sex: dict[str, list[str]] = defaultdict(list)
-    for speaker, sex in sorted({(c.speaker, c.sex) for c in clips}):
-        by_sex[sex].append(speaker)
     rng = random.Random(seed)
     assignment: dict[str, str] = {}
-    for sex in sorted(by_sex):
-        speakers = by_sex[sex]
+    for _, speakers in sorted(_speakers_by_sex(clips).items()):
         rng.shuffle(speakers)
         for name, part in zip(SPLITS, _take(speakers, (val, test)), strict=True):
             assignment.update(dict.fromkeys(part, name))
-    return {name: [c for c in clips if assignment[c.speaker] == name] for name in SPLITS}
+    return _assign(clips, assignment)
+
+
+def split_kfold(
+    clips: Sequence[Clip], folds: int, fold: int, val: float, seed: int
+) -> dict[str, list[Clip]]:
+    """Speaker k-fold: fold `fold` of `folds` is the test set, validation speakers come from
+    the other folds. Speakers are dealt to folds sex by sex, so folds stay balanced by sex,
+    and the folds of one seed partition the speakers: every speaker is tested exactly once."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"split.fold={fold} is outside 0..{folds - 1} (split.folds={folds}).")
+    by_sex = _speakers_by_sex(clips)
+    n_speakers = sum(len(s) for s in by_sex.values())
+    if n_speakers < folds + 1:
+        raise ValueError(
+            f"{n_speakers} speakers are too few for {folds} folds plus validation: "
+            "lower split.folds."
+        )
+    rng = random.Random(seed)
+    assignment: dict[str, str] = {}
+    dealt = 0
+    for _, speakers in sorted(by_sex.items()):
+        rng.shuffle(speakers)
+        rest = []
+        for speaker in speakers:
+            if (dealt % folds) == fold:
+                assignment[speaker] = "test"
+            else:
+                rest.append(speaker)
+            dealt += 1
+        train, validation = _take(rest, (val,))
+        assignment.update(dict.fromkeys(train, "train"))
+        assignment.update(dict.fromkeys(validation, "val"))
+    return _assign(clips, assignment)
 
 
 def split_random(
@@ -371,7 +411,7 @@ def split_random(
     return {name: sorted(part, key=lambda c: c.path) for name, part in parts.items()}
 
 
-SPLITTERS = {"speaker": split_by_speaker, "random": split_random}
+SPLITTERS = {"speaker": split_by_speaker, "kfold": split_kfold, "random": split_random}
 
 
 def split_corpora(
@@ -379,8 +419,10 @@ def split_corpora(
 ) -> dict[str, list[Clip]]:
     """Split each corpus on its own, so mixing corpora never moves one corpus's test speakers.
 
+    `split` is the split config: `kind` picks the splitter, the other keys are its arguments.
     Corpora named in `train_only` (e.g. TESS, with two speakers) go to training whole.
     """
+    kind, params = split["kind"], {k: v for k, v in split.items() if k != "kind"}
     parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
     for corpus in sorted({c.corpus for c in clips}):
         members = [c for c in clips if c.corpus == corpus]
@@ -391,14 +433,12 @@ def split_corpora(
             for c in members:
                 parts[c.split].append(c)
             continue
-        if split["kind"] == "speaker" and len({c.speaker for c in members}) < 3:
+        if kind == "speaker" and len({c.speaker for c in members}) < 3:
             raise ValueError(
                 f"Corpus {corpus} has fewer than 3 speakers, too few for speaker-independent "
                 "validation and test: add it to data.train_only or use split=random."
             )
-        for name, part in SPLITTERS[split["kind"]](
-            members, split["val"], split["test"], seed
-        ).items():
+        for name, part in SPLITTERS[kind](members, seed=seed, **params).items():
             parts[name].extend(part)
     return parts
 

@@ -74,3 +74,19 @@ def reliability(
     mean_confidence = np.bincount(index, confidence, bins) / np.maximum(count, 1)
     accuracy = np.bincount(index, correct.astype(float), bins) / np.maximum(count, 1)
     return mean_confidence, accuracy, count
+
+
+def confusion_scores(matrix: np.ndarray) -> dict[str, float]:
+    """Accuracy, UA and macro-F1 of a confusion matrix (true class on rows), macro averages over
+    the classes that occur as truth or prediction: pooled figures over cross-validation folds."""
+    matrix = np.asarray(matrix, dtype=float)
+    true, predicted, hits = matrix.sum(axis=1), matrix.sum(axis=0), np.diag(matrix)
+    present = (true > 0) | (predicted > 0)
+    recall = hits / np.maximum(true, 1)
+    precision = hits / np.maximum(predicted, 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {
+        "accuracy": float(hits.sum() / max(matrix.sum(), 1)),
+        "ua": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+    }

@@ -85,6 +85,7 @@ class EmotionRecognitionModule(L.LightningModule):
         self.confusion = torch.nn.ModuleDict(
             {f"{stage}_": MulticlassConfusionMatrix(n_classes) for stage in ("val", "test")}
         )
+        self.confusion_counts: dict[str, list[list[int]]] = {}
         # With several corpora, val and test metrics per corpus too (val/ravdess/acc, ...).
         names = self.hparams.corpora if len(self.hparams.corpora) > 1 else []
         self.corpus_metrics = torch.nn.ModuleDict(
@@ -152,9 +153,14 @@ class EmotionRecognitionModule(L.LightningModule):
             metrics.reset()
 
     def _save_confusion(self, stage: str) -> None:
+        """The epoch's confusion matrix as a figure, and its counts in `confusion_counts` for
+        metrics.json (cross-validation pools them over folds)."""
         matrix = self.confusion[f"{stage}_"].compute().cpu().numpy()
         self.confusion[f"{stage}_"].reset()
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+        if self.trainer.sanity_checking:
+            return
+        self.confusion_counts[stage] = matrix.astype(int).tolist()
+        if not self.trainer.is_global_zero:
             return
         title = f"{stage}, epoch {self.current_epoch}"
         figure = confusion_matrix_figure(matrix, self.hparams.class_names, title)

@@ -152,6 +152,7 @@ def train(cfg: DictConfig) -> dict:
         results["best_checkpoint"] = best
         results["val"] = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)[0]
         results["test"] = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)[0]
+        results["confusion"] = model.confusion_counts
     if trainer.is_global_zero:
         out = Path(cfg.paths.output_dir)
         # With test=true the module now holds the best checkpoint (loaded for validate/test).

@@ -1,0 +1,149 @@
+"""One summary over the runs of a Hydra multirun: speaker k-fold folds or training seeds.
+
+Written at the end of every `train.py -m …` sweep (the Hydra callback in conf/hydra/default.yaml)
+and rerun by hand with `python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]`,
+which also copies each run's metrics.json and test manifest into OUT_DIR (for reports/).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.metrics import confusion_scores
+from speech_emotion_recognition.plots import confusion_matrix_figure, save
+
+FIGURES = {"accuracy": "acc", "ua": "ua", "macro_f1": "f1"}
+
+
+def _run(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
+    return {"dir": run_dir, "metrics": metrics, "overrides": overrides or []}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict:
+    """Per-run and mean ± sd (sample sd) of test and validation accuracy, UA and macro-F1, and
+    the test confusion matrix pooled over runs, into summary.{json,md} and a figure."""
+    sweep_dir = Path(sweep_dir)
+    out = Path(out_dir) if out_dir else sweep_dir
+    runs = sorted(
+        (_run(p.parent) for p in sweep_dir.glob("*/metrics.json")),
+        key=lambda r: int(r["dir"].name) if r["dir"].name.isdigit() else r["dir"].name,
+    )
+    if not runs:
+        raise FileNotFoundError(f"No */metrics.json under {sweep_dir}: did the runs finish?")
+    # The overrides the runs do not share name each run (split.fold=3, seed=2).
+    shared = set.intersection(*(set(r["overrides"]) for r in runs))
+    rows = []
+    for r in runs:
+        rows.append(
+            {
+                "run": r["dir"].name,
+                "varies": " ".join(o for o in r["overrides"] if o not in shared),
+                **{
+                    f"{stage}_{name}": r["metrics"][stage][f"{stage}/{key}"]
+                    for stage in ("test", "val")
+                    for name, key in FIGURES.items()
+                },
+                "test_clips": int(np.sum(r["metrics"].get("confusion", {}).get("test", 0))),
+            }
+        )
+    summary: dict[str, Any] = {
+        "runs": len(rows),
+        "common_overrides": sorted(shared),
+        "per_run": rows,
+        **{
+            f"{stage}_{name}": _spread([row[f"{stage}_{name}"] for row in rows])
+            for stage in ("test", "val")
+            for name in FIGURES
+        },
+    }
+    matrices = [r["metrics"]["confusion"]["test"] for r in runs if "confusion" in r["metrics"]]
+    if len(matrices) == len(runs):
+        pooled = np.sum(matrices, axis=0)
+        summary["pooled_test"] = {"confusion_matrix": pooled.tolist(), **confusion_scores(pooled)}
+        title = f"test, pooled over {len(runs)} runs ({int(pooled.sum())} clips)"
+        save(confusion_matrix_figure(pooled, EMOTIONS, title), out / "confusion_matrix_pooled.png")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown(summary))
+    if out != sweep_dir:
+        for r in runs:
+            target = out / "runs" / r["dir"].name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(r["dir"] / "metrics.json", target / "metrics.json")
+            for name in ("test.csv", "val.csv"):
+                if (r["dir"] / "splits" / name).exists():
+                    shutil.copy2(r["dir"] / "splits" / name, target / name)
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    """The summary as the table the README and model cards quote."""
+    names = list(FIGURES)
+    header = "| run | varies | " + " | ".join(f"test {n}" for n in names)
+    header += " | " + " | ".join(f"val {n}" for n in names) + " |"
+    lines = [
+        f"# Summary of {summary['runs']} runs",
+        "",
+        f"Common overrides: `{' '.join(summary['common_overrides']) or '(none)'}`",
+        "",
+        header,
+        "|---|---|" + "---:|" * (2 * len(names)),
+    ]
+    for row in summary["per_run"]:
+        cells = [f"{row[f'{s}_{n}']:.3f}" for s in ("test", "val") for n in names]
+        lines.append(f"| {row['run']} | `{row['varies']}` | " + " | ".join(cells) + " |")
+    spread = [
+        f"**{summary[f'{s}_{n}']['mean']:.3f} ± {summary[f'{s}_{n}']['sd']:.3f}**"
+        for s in ("test", "val")
+        for n in names
+    ]
+    lines.append("| mean ± sd | | " + " | ".join(spread) + " |")
+    if "pooled_test" in summary:
+        pooled = summary["pooled_test"]
+        n = int(np.sum(pooled["confusion_matrix"]))
+        lines += [
+            "",
+            f"Pooled over all held-out clips ({n}): accuracy {pooled['accuracy']:.3f}, "
+            f"UA {pooled['ua']:.3f}, macro-F1 {pooled['macro_f1']:.3f}.",
+            "",
+            "![pooled test confusion matrix](confusion_matrix_pooled.png)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class SummarizeMultirun(Callback):
+    """Hydra callback: after a multirun, summarise its runs in the sweep folder."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if any(sweep_dir.glob("*/metrics.json")):
+            summarize(sweep_dir)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]")
+    summarize(*sys.argv[1:])
