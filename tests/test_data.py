@@ -18,6 +18,7 @@ from speech_emotion_recognition.data import (
     read_manifest,
     split_by_speaker,
     split_corpora,
+    split_kfold,
     split_random,
     tess,
     urdu,
@@ -102,6 +103,60 @@ def test_speaker_split_is_disjoint_balanced_and_deterministic():
         assert sorted(c.sex for c in splits[name] if c.path.endswith("_0.wav")) == ["F", "M"]
     assert split_by_speaker(clips, 0.1, 0.1, seed=7) == splits
     assert split_by_speaker(clips, 0.1, 0.1, seed=8) != splits
+
+
+def speaker_sets(splits: dict[str, list[Clip]]) -> dict[str, set[str]]:
+    return {name: {c.speaker for c in part} for name, part in splits.items()}
+
+
+def test_kfold_tests_every_speaker_once_with_sex_balanced_folds():
+    clips = corpus(n_speakers=20)
+    sexes = {c.speaker: c.sex for c in clips}
+    folds = [split_kfold(clips, folds=5, fold=i, val=0.1, seed=3) for i in range(5)]
+    tested = [speaker_sets(f)["test"] for f in folds]
+    assert sorted(s for t in tested for s in t) == sorted(sexes)  # a partition of the speakers
+    for split, test in zip(folds, tested, strict=True):
+        speakers = speaker_sets(split)
+        assert sorted(sexes[s] for s in test) == ["F", "F", "M", "M"]
+        assert sorted(sexes[s] for s in speakers["val"]) == ["F", "M"]
+        assert not speakers["train"] & speakers["val"]
+        assert not (speakers["train"] | speakers["val"]) & test
+        assert sum(len(p) for p in split.values()) == len(clips)
+    assert split_kfold(clips, 5, 2, 0.1, seed=3) == folds[2]
+    assert speaker_sets(split_kfold(clips, 5, 2, 0.1, seed=4))["test"] != tested[2]
+
+
+@pytest.mark.parametrize(
+    ("n_speakers", "folds", "fold", "message"),
+    [(20, 5, 5, "outside 0..4"), (20, 5, -1, "outside 0..4"), (5, 5, 0, "lower split.folds")],
+)
+def test_kfold_refuses_impossible_folds(n_speakers, folds, fold, message):
+    with pytest.raises(ValueError, match=message):
+        split_kfold(corpus(n_speakers=n_speakers), folds, fold, 0.1, seed=0)
+
+
+def test_kfold_draws_folds_within_each_corpus(make_cfg, tmp_path):
+    """data=multi_all with split=kfold: each corpus's folds partition its own speakers, and the
+    train-only corpus (TESS) stays in training in every fold."""
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=5)
+    tested: dict[str, list[str]] = {"ravdess": [], "urdu": []}
+    for fold in range(2):
+        run = tmp_path / f"fold{fold}"
+        cfg = make_cfg(
+            "data=multi_all", f"data.root={root}", "split=kfold", "split.folds=2",
+            f"split.fold={fold}", output_dir=run,
+        )  # fmt: skip
+        hydra.utils.instantiate(cfg.data).setup()
+        parts = {name: read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS}
+        for corpus_name in tested:
+            mine = {n: {c.speaker for c in p if c.corpus == corpus_name} for n, p in parts.items()}
+            assert not mine["test"] & (mine["train"] | mine["val"])
+            assert mine["val"]
+            tested[corpus_name] += sorted(mine["test"])
+        assert {c.corpus for c in parts["test"]} == {"ravdess", "urdu"}
+        assert {c.corpus for c in parts["train"]} == {"ravdess", "tess", "urdu"}
+    assert sorted(tested["ravdess"]) == [f"ravdess_{a:02d}" for a in range(1, 11)]
+    assert len(set(tested["urdu"])) == len(tested["urdu"]) == 10
 
 
 def test_random_split_is_per_class_80_10_10():

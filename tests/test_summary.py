@@ -1,0 +1,86 @@
+import json
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.data import read_manifest
+from speech_emotion_recognition.metrics import confusion_scores
+from speech_emotion_recognition.summary import summarize
+
+
+def fake_run(sweep, num, acc, matrix):
+    run = sweep / str(num)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=small", f"seed={num}"]))
+    metrics = {
+        "test": {"test/acc": acc, "test/ua": acc - 0.1, "test/f1": acc - 0.2},
+        "val": {"val/acc": 0.5, "val/ua": 0.4, "val/f1": 0.3},
+        "confusion": {"test": matrix, "val": matrix},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_summary_gives_mean_sample_sd_and_the_pooled_matrix(tmp_path):
+    eye = np.eye(6, dtype=int)
+    matrices = [(eye * 3).tolist(), (eye * 2 + np.roll(eye, 1, axis=1)).tolist()]
+    for num, (acc, matrix) in enumerate(zip([0.6, 0.8], matrices, strict=True)):
+        fake_run(tmp_path, num, acc, matrix)
+    summary = summarize(tmp_path)
+    assert summary["runs"] == 2
+    assert summary["common_overrides"] == ["model=small"]
+    assert [r["varies"] for r in summary["per_run"]] == ["seed=0", "seed=1"]
+    assert summary["test_accuracy"]["mean"] == pytest.approx(0.7)
+    assert summary["test_accuracy"]["sd"] == pytest.approx(statistics.stdev([0.6, 0.8]))
+    assert summary["test_macro_f1"]["mean"] == pytest.approx(0.5)
+    pooled = summary["pooled_test"]
+    assert pooled["confusion_matrix"] == (eye * 5 + np.roll(eye, 1, axis=1)).tolist()
+    # 30 correct of 36; every class has recall 5/6 and precision 5/6
+    assert pooled["accuracy"] == pytest.approx(30 / 36)
+    assert pooled["ua"] == pytest.approx(5 / 6)
+    assert pooled["macro_f1"] == pytest.approx(5 / 6)
+    assert (tmp_path / "confusion_matrix_pooled.png").is_file()
+    assert "**0.700 ± 0.141**" in (tmp_path / "summary.md").read_text()
+
+
+def test_confusion_scores_leave_out_absent_classes():
+    matrix = np.zeros((6, 6), dtype=int)
+    matrix[0, 0], matrix[0, 1], matrix[1, 1] = 3, 1, 4
+    scores = confusion_scores(matrix)
+    assert scores["accuracy"] == pytest.approx(7 / 8)
+    assert scores["ua"] == pytest.approx((3 / 4 + 1) / 2)
+    assert scores["macro_f1"] == pytest.approx((2 * 0.75 / 1.75 + 2 * 0.8 / 1.8) / 2)
+
+
+def test_summary_without_runs_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="did the runs finish"):
+        summarize(tmp_path)
+
+
+@pytest.mark.slow
+def test_two_fold_cross_validation_runs_and_summarises(separable_corpus, tmp_path):
+    """The CLI multirun of the README: every clip is held out exactly once over the folds, and
+    the summary's figures are those of the runs' own metrics.json."""
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "speech_emotion_recognition/train.py", "-m", "data=folder",
+        f"data.root={separable_corpus}", "data.num_workers=0", "model=small", "trainer=cpu",
+        "logger=csv", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+        f"paths.cache_dir={tmp_path / 'cache'}", "split=kfold", "split.folds=2",
+        "split.fold=0,1", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["runs"] == 2
+    tested = [c.path for fold in "01" for c in read_manifest(sweep / fold / "splits" / "test.csv")]
+    assert len(tested) == len(set(tested)) == len(list(separable_corpus.rglob("*.wav")))
+    assert np.sum(summary["pooled_test"]["confusion_matrix"]) == len(tested)
+    for row in summary["per_run"]:
+        own = json.loads((sweep / row["run"] / "metrics.json").read_text())
+        assert row["test_accuracy"] == own["test"]["test/acc"]
+        assert row["varies"] == f"split.fold={row['run']}"
