@@ -1,6 +1,7 @@
 # One command per job; each sets up what it needs first.
 #   make train   environment + RAVDESS from DVC + train the CPU model (experiment=ravdess_small)
 #   make test    environment + RAVDESS from DVC + the whole test suite
+#   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
 #   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data train test lint format lock repro cv seeds
+.PHONY: setup data train test lint format lock repro cv seeds serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -35,6 +36,9 @@ cv: data
 seeds: data
 	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small data.seed=42 \
 		seed=1,2,3 $(ARGS)
+
+serve: data
+	$(PY) speech_emotion_recognition/serve.py $(ARGS)
 
 test: data
 	$(PY) -m pytest $(ARGS)

@@ -16,64 +16,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.predictor import (
+    COLUMNS,
+    SEGMENT_COLUMNS,
     Predictor,
     Windows,
+    file_row,
     load_classifier,
     predict_files,
     resolve_device,
     resolve_precision,
+    segment_rows,
 )
 from speech_emotion_recognition.preprocessing import audio_files
-from speech_emotion_recognition.speech import SpeechConfig, weighted_mean
+from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("path", "label", "confidence", *EMOTIONS, "error")
-SEGMENT_COLUMNS = ("path", "start", "end", "label", "confidence", *EMOTIONS)
 TABLE_MIN_WIDTH = 120  # columns; rich assumes 80 when stdout is not a terminal
 GET_MODEL = "Train one with `python speech_emotion_recognition/train.py` or run `dvc pull`."
-
-
-def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
-    if probabilities is None:
-        return {
-            "path": item.path,
-            "label": "",
-            "confidence": "",
-            **dict.fromkeys(EMOTIONS, ""),
-            "error": item.error,
-        }
-    mean = weighted_mean(probabilities, item.spans)
-    best = int(mean.argmax())
-    return {
-        "path": item.path,
-        "label": EMOTIONS[best],
-        "confidence": float(mean[best]),
-        **{name: float(p) for name, p in zip(EMOTIONS, mean, strict=True)},
-        "error": "",
-    }
-
-
-def segment_rows(item: Windows, probabilities: np.ndarray, sample_rate: int) -> list[dict]:
-    """One row per window: `start`/`end` in seconds of the speech it holds, not its padding."""
-    return [
-        {
-            "path": item.path,
-            "start": round(span.speech_start / sample_rate, 3),
-            "end": round(span.speech_end / sample_rate, 3),
-            "label": EMOTIONS[int(p.argmax())],
-            "confidence": float(p.max()),
-            **{name: float(v) for name, v in zip(EMOTIONS, p, strict=True)},
-        }
-        for span, p in zip(item.spans, probabilities, strict=True)
-    ]
 
 
 def draw_timeline(

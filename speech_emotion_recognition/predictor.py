@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from speech_emotion_recognition.classifier import CNNTransformer
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import AudioError, LogMelFeatures, load_audio
 from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
@@ -242,3 +243,43 @@ def clip_probabilities(
     parts = grouped_probabilities(predictor, windows, batch_size)
     rows = [weighted_mean(p, spans) for p, spans in zip(parts, cuts, strict=True)]
     return np.stack(rows), whole
+
+
+# A file's row in inference.py's CSV and the server's answer; one row per window of speech.
+COLUMNS = ("path", "label", "confidence", *EMOTIONS, "error")
+SEGMENT_COLUMNS = ("path", "start", "end", "label", "confidence", *EMOTIONS)
+
+
+def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
+    if probabilities is None:
+        return {
+            "path": item.path,
+            "label": "",
+            "confidence": "",
+            **dict.fromkeys(EMOTIONS, ""),
+            "error": item.error,
+        }
+    mean = weighted_mean(probabilities, item.spans)
+    best = int(mean.argmax())
+    return {
+        "path": item.path,
+        "label": EMOTIONS[best],
+        "confidence": float(mean[best]),
+        **{name: float(p) for name, p in zip(EMOTIONS, mean, strict=True)},
+        "error": "",
+    }
+
+
+def segment_rows(item: Windows, probabilities: np.ndarray, sample_rate: int) -> list[dict]:
+    """One row per window: `start`/`end` in seconds of the speech it holds, not its padding."""
+    return [
+        {
+            "path": item.path,
+            "start": round(span.speech_start / sample_rate, 3),
+            "end": round(span.speech_end / sample_rate, 3),
+            "label": EMOTIONS[int(p.argmax())],
+            "confidence": float(p.max()),
+            **{name: float(v) for name, v in zip(EMOTIONS, p, strict=True)},
+        }
+        for span, p in zip(item.spans, probabilities, strict=True)
+    ]

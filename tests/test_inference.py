@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.inference import COLUMNS, SEGMENT_COLUMNS, run
+from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import load_classifier
+from speech_emotion_recognition.predictor import COLUMNS, SEGMENT_COLUMNS, load_classifier
 from speech_emotion_recognition.speech import spans
 from tests.audio import CLASS_PITCH_HZ, tone, write
 

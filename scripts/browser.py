@@ -1,0 +1,72 @@
+"""Drive the demo page in a real, headless Chromium (Debian's `chromium` and `chromium-driver`).
+
+`python scripts/browser.py [CLIP] [--screenshot docs/demo.png]` starts the server, uploads CLIP
+on the page, waits for the label and saves a screenshot (the README's). tests/test_serve.py
+runs the same function against the API's answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from scripts.load_test import DEFAULT_CLIP, running_server
+from speech_emotion_recognition.emotions import EMOTIONS
+
+INSTALL = "apt-get install chromium chromium-driver"
+
+
+def chromium() -> webdriver.Chrome:
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        raise FileNotFoundError(f"Chromium or its driver is missing: {INSTALL}")
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,900")
+    options.binary_location = binary
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def label_in_page(url: str, clip: Path, screenshot: Path | None, timeout: float = 90.0) -> str:
+    """Upload `clip` on the page at `url`, press Predict and return the label it shows."""
+    browser = chromium()
+    try:
+        browser.get(url)
+        wait = WebDriverWait(browser, timeout)
+        upload = wait.until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]"))
+        )
+        upload.send_keys(str(Path(clip).resolve()))
+        # the player shows the clip's length once the upload has reached the server
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#component-0 audio, audio"))
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "predict"))).click()
+        shown = (By.CSS_SELECTOR, "#label [data-testid=label-output-value]")
+        wait.until(lambda b: b.find_elements(*shown) and b.find_element(*shown).text in EMOTIONS)
+        label = browser.find_element(*shown).text
+        if screenshot:
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(screenshot))
+        return label
+    finally:
+        browser.quit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", nargs="?", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--screenshot", type=Path, default=Path("docs/demo.png"))
+    args = parser.parse_args()
+    with running_server() as server:
+        print(label_in_page(server.url, args.clip, args.screenshot))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The server: JSON API (FastAPI's test client), load on a running server, the page in Chromium."""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from scripts.browser import label_in_page
+from scripts.load_test import concurrent, memory, running_server
+from speech_emotion_recognition.api import create_app
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.predictor import COLUMNS
+from speech_emotion_recognition.serve import build_service
+from speech_emotion_recognition.service import Limits
+from tests.conftest import compose_config
+from tests.test_inference import config
+from tests.test_speech import RAVDESS, RELEASE, speech_clips
+
+pytestmark = pytest.mark.server
+CLIP = RAVDESS / "Actor_08" / "03-01-05-01-01-01-08.wav"
+
+
+def make_client(tmp_path, *overrides: str) -> TestClient:
+    cfg = compose_config("serve", tmp_path, list(overrides))
+    return TestClient(create_app(build_service(cfg), list(cfg.examples)))
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> TestClient:
+    """The default server, with limits small enough to test: 20 s and 1 MB."""
+    return make_client(
+        tmp_path_factory.mktemp("serve"), "limits.max_seconds=20", "limits.max_megabytes=1"
+    )
+
+
+def post(client: TestClient, path, name: str | None = None):
+    with open(path, "rb") as f:
+        return client.post("/predict", files={"file": (name or path.name, f)})
+
+
+def inference_rows(path, tmp_path, segments: bool = False) -> tuple[list[dict], list[dict]]:
+    out = tmp_path / "inference.csv"
+    run(config(input=str(path), ckpt=str(RELEASE), output=str(out), speech={"vad": True},
+               segments=segments))  # fmt: skip
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not segments:
+        return rows, []
+    with open(tmp_path / "inference.segments.csv", newline="") as f:
+        return rows, list(csv.DictReader(f))
+
+
+def assert_same_prediction(answer: dict, row: dict) -> None:
+    assert answer["label"] == row["label"]
+    for emotion in EMOTIONS:
+        assert answer[emotion] == pytest.approx(float(row[emotion]), abs=1e-6), emotion
+
+
+@pytest.mark.real_data
+def test_a_real_clip_gets_what_inference_writes(client, tmp_path):
+    response = post(client, CLIP)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert set(COLUMNS) <= set(answer)
+    assert answer["path"] == CLIP.name and answer["error"] == ""
+    (row,) = inference_rows(CLIP, tmp_path)[0]
+    assert_same_prediction(answer, row)
+    assert len(answer["segments"]) == 1
+
+
+@pytest.mark.real_data
+def test_a_long_recording_gets_its_segments(client, tmp_path):
+    first, second, third = speech_clips(n=3)
+    recording = 0.0005 * np.random.default_rng(1).standard_normal(18 * 16000)
+    for start, clip in ((1, first), (7, second), (13, third)):
+        recording[start * 16000 : start * 16000 + len(clip)] += clip
+    path = tmp_path / "talk.flac"
+    sf.write(path, recording, 16000)
+    answer = post(client, path).json()
+    rows, segments = inference_rows(path, tmp_path, segments=True)
+    assert_same_prediction(answer, rows[0])
+    assert len(answer["segments"]) == len(segments) == 3
+    for mine, theirs in zip(answer["segments"], segments, strict=True):
+        assert (mine["start"], mine["end"]) == (float(theirs["start"]), float(theirs["end"]))
+        assert_same_prediction(mine, theirs)
+        assert mine["path"] == "talk.flac"
+
+
+def bad_uploads(tmp_path) -> dict:
+    rng = np.random.default_rng(0)
+    text = tmp_path / "notes.wav"
+    text.write_text("this is a text file, not audio\n")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(64))
+    long = tmp_path / "long.flac"  # 30 s of quiet noise, 60 kB: over 20 s, under 1 MB
+    sf.write(long, 0.001 * rng.standard_normal(30 * 8000), 8000)
+    large = tmp_path / "large.wav"  # 10 s at 48 kHz stereo float: 3.7 MB, over 1 MB
+    sf.write(large, 0.1 * rng.standard_normal((10 * 48000, 2)), 48000, subtype="FLOAT")
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, 0.1 * rng.standard_normal(3 * 16000), 16000)
+    frameless = tmp_path / "frameless.wav"
+    sf.write(frameless, np.zeros((0, 1)), 16000)
+    return {
+        "text": (text, 415, "not a readable audio file"),
+        "empty": (empty, 400, "empty upload"),
+        "corrupt": (corrupt, 415, "not a readable audio file"),
+        "too long": (long, 413, "over the limit of 20 s"),
+        "too large": (large, 413, "over the limit of 1 MB"),
+        "no speech": (noise, 422, "no speech detected"),
+        "no samples": (frameless, 422, "empty audio"),
+    }
+
+
+@pytest.mark.real_data
+def test_bad_uploads_get_a_4xx_that_says_why_and_the_server_keeps_serving(client, tmp_path):
+    for case, (path, status, message) in bad_uploads(tmp_path).items():
+        response = post(client, path, name=f"../../etc/{path.name}")
+        assert response.status_code == status, (case, response.text)
+        detail = response.json()["detail"]
+        assert message in detail, (case, detail)
+        assert str(tmp_path) not in detail and "ser-upload" not in detail and "etc" not in detail
+        assert post(client, CLIP).status_code == 200, case
+    assert client.post("/predict").status_code == 422  # no file at all
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_health_docs_and_page(tmp_path):
+    client = make_client(tmp_path)
+    health = client.get("/health").json()
+    assert health["model"] == "ser-small-ravdess" and len(health["sha256"]) == 64
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+
+
+def test_uploads_leave_no_temporary_files(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "noise.wav", 0.1 * rng.standard_normal(16000), 16000)
+    assert post(client, tmp_path / "noise.wav").status_code == 422
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.wav"]
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_sixteen_clients_at_once_and_flat_memory():
+    with running_server() as server:
+        result = concurrent(server.url, CLIP, clients=16)
+        assert result["correct"] == 16
+        assert result["seconds"] < 60
+        figures = memory(server, CLIP, requests=200)
+    assert figures["rss_after_mb"] - figures["rss_before_mb"] < 50, figures
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_page_shows_the_label_the_api_gives(tmp_path):
+    with running_server() as server:
+        from scripts.load_test import predict
+
+        api_label = predict(server.url, CLIP).json()["label"]
+        screenshot = tmp_path / "demo.png"
+        assert label_in_page(server.url, CLIP, screenshot) == api_label
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_limits_default_to_ten_minutes_and_fifty_megabytes(tmp_path):
+    cfg = compose_config("serve", tmp_path, [])
+    assert Limits(**cfg.limits) == Limits(max_seconds=600, max_megabytes=50)
+    assert cfg.host == "127.0.0.1"
