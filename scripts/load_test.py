@@ -1,9 +1,10 @@
 """Load on a real server: concurrent clients and memory over many requests.
 
 `python scripts/load_test.py [CLIP] [--clients 16] [--requests 200]` starts `serve.py` on a free
-port of 127.0.0.1, sends CLIP from 16 clients at once (each answer must equal the answer to a
-lone request), then 200 requests one after another, and prints the server's resident memory
-before and after them (psutil) as JSON. tests/test_serve.py runs the same functions.
+port of 127.0.0.1 and sends CLIP, cut or padded to 5 s, from 16 clients at once (each answer
+must equal the answer to a lone request), then 200 requests one after another, and prints the
+server's resident memory before and after them (psutil) as JSON. tests/test_serve.py runs the
+same functions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +25,10 @@ from pathlib import Path
 
 import httpx
 import psutil
+import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
 
 DEFAULT_CLIP = PROJECT_ROOT / "data/RAVDESS/Actor_08/03-01-05-01-01-01-08.wav"
 
@@ -82,6 +86,12 @@ def running_server(*overrides: str, start_timeout: float = 180.0) -> Iterator[Se
             process.kill()
 
 
+def five_seconds(clip: Path, target: Path) -> Path:
+    """The clip at 16 kHz, cut or padded to the model's 5 s window: the request the issue sizes."""
+    sf.write(target, crop_or_pad(load_audio(str(clip), 16000), 5 * 16000), 16000)
+    return target
+
+
 def predict(url: str, clip: Path, timeout: float = 120.0) -> httpx.Response:
     with open(clip, "rb") as f:
         return httpx.post(f"{url}/predict", files={"file": (clip.name, f)}, timeout=timeout)
@@ -125,7 +135,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    with running_server() as server:
+    with tempfile.TemporaryDirectory() as folder, running_server() as server:
+        args.clip = five_seconds(args.clip, Path(folder) / "clip.wav")
         result = {
             "concurrent": concurrent(server.url, args.clip, args.clients),
             "memory": memory(server, args.clip, args.requests),
