@@ -9,6 +9,7 @@ portably); the ONNX graph takes features (batch, 1, n_mels, n_frames) and return
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +18,11 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.predictor import EmotionClassifier, load_classifier
+from speech_emotion_recognition.predictor import (
+    EmotionClassifier,
+    checkpoint_error,
+    load_classifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,9 @@ def quantize_onnx(path: Path, out: Path) -> Path:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
+    if error := checkpoint_error(cfg.ckpt):
+        log.error(error)
+        sys.exit(2)
     ckpt = Path(cfg.ckpt)
     onnx = export_onnx(
         load_classifier(ckpt), Path(cfg.onnx or ckpt.with_suffix(".onnx")), cfg.opset

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from speech_emotion_recognition.plots import (
 )
 from speech_emotion_recognition.predictor import (
     Predictor,
+    checkpoint_error,
     clip_probabilities,
     load_classifier,
     resolve_device,
@@ -247,6 +249,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    if error := checkpoint_error(cfg.ckpt):
+        log.error(error)
+        sys.exit(2)
     evaluate(cfg)
 
 

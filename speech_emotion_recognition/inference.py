@@ -26,6 +26,7 @@ from speech_emotion_recognition.predictor import (
     SEGMENT_COLUMNS,
     Predictor,
     Windows,
+    checkpoint_error,
     file_row,
     load_classifier,
     predict_files,
@@ -39,7 +40,6 @@ from speech_emotion_recognition.speech import SpeechConfig
 log = logging.getLogger(__name__)
 
 TABLE_MIN_WIDTH = 120  # columns; rich assumes 80 when stdout is not a terminal
-GET_MODEL = "Train one with `python speech_emotion_recognition/train.py` or run `dvc pull`."
 
 
 def draw_timeline(
@@ -84,8 +84,8 @@ def run(cfg: DictConfig) -> int:
     if not source.exists():
         log.error("Input not found: %s", source.resolve())
         return 2
-    if not ckpt.is_file():
-        log.error("Checkpoint not found: %s. %s", ckpt.resolve(), GET_MODEL)
+    if error := checkpoint_error(ckpt):
+        log.error(error)
         return 2
     paths = [str(source)] if source.is_file() else [str(p) for p in audio_files(source)]
     if not paths:

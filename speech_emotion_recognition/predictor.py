@@ -27,6 +27,13 @@ from speech_emotion_recognition.preprocessing import AudioError, LogMelFeatures,
 from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
 HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
+GET_MODEL = "Train one with `python speech_emotion_recognition/train.py` or run `dvc pull`."
+
+
+def checkpoint_error(path: str | Path) -> str | None:
+    """None when `path` is a file, else the message every entry point prints before exiting 2."""
+    path = Path(path)
+    return None if path.is_file() else f"Checkpoint not found: {path.resolve()}. {GET_MODEL}"
 
 
 class EmotionClassifier(nn.Module):

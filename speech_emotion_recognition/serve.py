@@ -11,7 +11,11 @@ import uvicorn
 from omegaconf import DictConfig
 
 from speech_emotion_recognition.api import create_app
-from speech_emotion_recognition.predictor import resolve_device, resolve_precision
+from speech_emotion_recognition.predictor import (
+    checkpoint_error,
+    resolve_device,
+    resolve_precision,
+)
 from speech_emotion_recognition.service import EmotionService, Limits
 from speech_emotion_recognition.speech import SpeechConfig
 
@@ -32,8 +36,8 @@ def build_service(cfg: DictConfig) -> EmotionService:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
 def main(cfg: DictConfig) -> None:
-    if not Path(cfg.ckpt).is_file():
-        log.error("Checkpoint not found: %s. Run `dvc pull` or pass ckpt=FILE.", cfg.ckpt)
+    if error := checkpoint_error(cfg.ckpt):
+        log.error(error)
         sys.exit(2)
     app = create_app(build_service(cfg), list(cfg.examples))
     log.info("Serving %s on http://%s:%d (docs: /docs)", Path(cfg.ckpt).stem, cfg.host, cfg.port)

@@ -348,3 +348,50 @@ def test_augmentations_only_touch_training_items(tmp_path):
     assert calls == []
     augmented = train_set[0][0].numpy()
     assert calls == [n] and np.allclose(augmented.mean(), plain[0].mean() + 0.5, atol=0.1)
+
+
+def fake_trees(root: Path) -> dict[str, list[str]]:
+    """One tiny tree per parser, named as the real corpora, 6 speakers per sex (EmoDB has 5):
+    data option -> its overrides."""
+    named_corpora(root, speakers_per_sex=6, seconds=0.3)
+    cremad_dir = root / "CREMA-D" / "AudioWAV"
+    lines = ['"ActorID","Age","Sex"']
+    for actor in range(1001, 1013):
+        lines.append(f'{actor},30,"{"Male" if actor % 2 else "Female"}"')
+        for code in ("ANG", "HAP", "SAD"):
+            speech(cremad_dir / f"{actor}_DFA_{code}_XX.wav", seconds=0.3)
+    (root / "CREMA-D" / "VideoDemographics.csv").write_text("\n".join(lines) + "\n")
+    for speaker in ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16"):
+        for code in ("W", "F", "T"):
+            speech(root / "EmoDB" / "wav" / f"{speaker}a01{code}a.wav", seconds=0.3)
+    for speaker in range(12):
+        for emotion in ("angry", "sad"):
+            speech(root / "mine" / emotion / f"person{speaker}" / "a.wav", seconds=0.3)
+    return {
+        "ravdess": [f"data.root={root / 'RAVDESS'}"],
+        "cremad": [f"data.root={cremad_dir}",
+                   f"data.corpus.demographics={root / 'CREMA-D' / 'VideoDemographics.csv'}"],
+        "emodb": [f"data.root={root / 'EmoDB' / 'wav'}"],
+        "urdu": [f"data.root={root / 'URDU'}"],
+        "folder": [f"data.root={root / 'mine'}"],
+        "multi_all": [f"data.root={root}"],
+    }  # fmt: skip
+
+
+def test_every_parser_gets_speaker_disjoint_manifests(make_cfg, tmp_path):
+    """Through the DataModule and the manifests it writes, as a training run reads them."""
+    for option, overrides in fake_trees(tmp_path / "corpora").items():
+        run = tmp_path / option
+        module = hydra.utils.instantiate(
+            make_cfg(f"data={option}", *overrides, output_dir=run).data
+        )
+        module.prepare_data()
+        parts = {name: read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS}
+        speakers = {name: {c.speaker for c in part} for name, part in parts.items()}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            assert not speakers[a] & speakers[b], (option, a, b)
+        assert all(speakers.values()), option
+        if option in ("ravdess", "cremad", "urdu"):  # sex known: one man and one woman each
+            for name in ("val", "test"):
+                sexes = sorted({(c.speaker, c.sex) for c in parts[name]}, key=lambda s: s[1])
+                assert [sex for _, sex in sexes] == ["F", "M"], (option, name)

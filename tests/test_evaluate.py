@@ -1,7 +1,9 @@
 import json
 
 import pytest
+import torch
 
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.evaluate import evaluate
 from tests.conftest import compose_config
 
@@ -138,3 +140,58 @@ def test_noise_is_mixed_at_the_snr_over_the_clip(noise_type):
         assert len(mixed) == len(speech)
         noise = mixed - speech
         assert 20 * np.log10(rms(speech) / rms(noise)) == pytest.approx(snr, abs=0.1)
+
+
+def speech_config(**values):
+    """conf/speech/default.yaml, as inference and evaluation read it."""
+    from omegaconf import OmegaConf
+
+    from speech_emotion_recognition.speech import SpeechConfig
+
+    return SpeechConfig(**{**OmegaConf.load(PROJECT_ROOT / "conf/speech/default.yaml"), **values})
+
+
+def test_noise_on_a_short_clip_leaves_the_window_padding_silent():
+    """A 1 s clip padded to the 5 s window: noise at the SNR over the clip, none in the padding."""
+    import numpy as np
+
+    from speech_emotion_recognition import evaluate as module
+    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.noise import rms
+    from speech_emotion_recognition.speech import speech_windows
+
+    speech = (0.3 * np.sin(np.arange(16000) / 7.0)).astype(np.float32)
+    cfg = module.DictConfig({"seed": 0, "noise": {"babble_talkers": 4}})
+    (mixed,) = module.noisy_versions([Clip("a.wav", 0, "a", "t")], [speech], {}, "white", 0.0,
+                                     cfg, 1)  # fmt: skip
+    assert 20 * np.log10(rms(speech) / rms(mixed - speech)) == pytest.approx(0.0, abs=0.1)
+    windows, _ = speech_windows(mixed, 16000, speech_config(vad=False))
+    (window,) = windows
+    assert len(window) == 5 * 16000
+    assert np.count_nonzero(window[16000:]) == 0
+    assert np.count_nonzero(window[:16000]) > 15000
+
+
+@pytest.mark.real_data
+def test_white_noise_at_0_db_changes_what_the_release_predicts():
+    import numpy as np
+
+    from speech_emotion_recognition import evaluate as module
+    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.predictor import Predictor, clip_probabilities, load_classifier
+    from speech_emotion_recognition.preprocessing import load_audio
+
+    paths = sorted((PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08").glob("*.wav"))[::6][:8]
+    assert paths, "run `dvc pull data/RAVDESS.dvc`"
+    audio = [load_audio(str(p), 16000) for p in paths]
+    clips = [Clip(str(p), 0, "ravdess_08", "ravdess") for p in paths]
+    cfg = module.DictConfig({"seed": 0, "noise": {"babble_talkers": 4}})
+    noisy = module.noisy_versions(clips, audio, {}, "white", 0.0, cfg, 1)
+    predictor = Predictor(load_classifier(PROJECT_ROOT / "models/ser-small-ravdess.safetensors"),
+                          torch.device("cpu"))  # fmt: skip
+    speech = speech_config()
+    clean, _ = clip_probabilities(predictor, audio, speech, 8)
+    again, _ = clip_probabilities(predictor, audio, speech, 8)
+    mixed, _ = clip_probabilities(predictor, noisy, speech, 8)
+    np.testing.assert_array_equal(clean, again)
+    assert np.abs(mixed - clean).max(axis=1).min() > 0.02  # every clip moves

@@ -128,6 +128,7 @@ def test_released_weights_match_the_checkpoint(recordings, small_checkpoint, tmp
     assert (outputs["released"].argmax(1) == outputs["ckpt"].argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_nothing_to_predict_fails_with_a_message(tmp_path):
     (tmp_path / "empty_folder").mkdir()
     ckpt = tmp_path / "none.ckpt"

@@ -27,3 +27,5 @@ def test_small_model_learns_emotions_of_held_out_ravdess_actors(make_cfg, tmp_pa
     assert results["val"]["val/acc"] >= 0.35
     assert results["test"]["test/acc"] >= 0.35
     assert results["test"]["test/f1"] >= 0.3
+    predicted = [sum(column) for column in zip(*results["confusion"]["test"], strict=True)]
+    assert sum(predicted) == 88 and sum(n > 0 for n in predicted) >= 3

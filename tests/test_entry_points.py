@@ -1,0 +1,56 @@
+"""Entry points run as a user runs them: exit status and the message that says what to do."""
+
+import subprocess
+import sys
+
+import pytest
+
+from speech_emotion_recognition import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(script: str, *overrides: str, tmp_path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(PROJECT_ROOT / script), *overrides,
+               f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["speech_emotion_recognition/evaluate.py", "scripts/export.py",
+     "speech_emotion_recognition/serve.py"],
+)  # fmt: skip
+def test_a_missing_checkpoint_exits_2_and_says_how_to_get_one(script, tmp_path):
+    result = run_script(script, f"ckpt={tmp_path / 'absent.safetensors'}", tmp_path=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"Checkpoint not found: {tmp_path / 'absent.safetensors'}" in result.stderr
+    assert "dvc pull" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_without_the_corpus_names_it_and_the_command(small_checkpoint, tmp_path):
+    result = run_script("speech_emotion_recognition/evaluate.py", f"ckpt={small_checkpoint}",
+                        f"data.root={tmp_path / 'no_corpus'}", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert str(tmp_path / "no_corpus") in result.stderr and "dvc pull" in result.stderr
+
+
+def test_export_writes_onnx_and_int8_and_exits_0(small_checkpoint, tmp_path):
+    onnx = tmp_path / "small.onnx"
+    result = run_script("scripts/export.py", f"ckpt={small_checkpoint}", f"onnx={onnx}",
+                        "int8=true", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert onnx.is_file() and onnx.with_suffix(".int8.onnx").is_file()
+    assert "max |logit difference|" in result.stderr
+
+
+def test_download_from_a_dead_source_exits_1_with_what_to_do(tmp_path):
+    dead = "http://127.0.0.1:9"
+    source = (f"[{{name: dead, listing: github, tree_url: '{dead}/tree', raw_url: '{dead}/raw', "
+              f"lfs_batch_url: '{dead}/lfs'}}]")  # fmt: skip
+    result = run_script("scripts/download_cremad.py", f"target={tmp_path / 'CREMA-D'}",
+                        f"sources={source}", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "No source could list the corpus" in result.stderr
+    assert "Rerun to resume" in result.stderr
+    assert not list((tmp_path / "CREMA-D").glob("AudioWAV/*.wav"))
