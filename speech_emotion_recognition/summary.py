@@ -2,7 +2,7 @@
 
 Written at the end of every `train.py -m …` sweep (the Hydra callback in conf/hydra/default.yaml)
 and rerun by hand with `python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]`,
-which also copies each run's metrics.json and test manifest into OUT_DIR (for reports/).
+which also copies each run's metrics.json and val/test manifests into OUT_DIR (for reports/).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from speech_emotion_recognition.data import read_manifest, write_manifest
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.metrics import confusion_scores
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
@@ -94,8 +95,8 @@ def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(r["dir"] / "metrics.json", target / "metrics.json")
             for name in ("test.csv", "val.csv"):
-                if (r["dir"] / "splits" / name).exists():
-                    shutil.copy2(r["dir"] / "splits" / name, target / name)
+                if (r["dir"] / "splits" / name).exists():  # rewritten with repository paths
+                    write_manifest(read_manifest(r["dir"] / "splits" / name), target / name)
     return summary
 
 
