@@ -1,12 +1,13 @@
 """Write a release's model card from its run's own files, never by hand.
 
-python scripts/model_card.py name=ser-full-multi
+python scripts/model_card.py release=ser-full-multi     (or release=ser-small-ravdess)
 
 Reads models/<name>.safetensors (size, md5, hyper-parameters), the training run record in
-reports/<name>/training/ (resolved config, overrides, metrics.json with wall time and machine,
-per-epoch metrics.csv, split manifests, optional throughput.json), the evaluation report in
-reports/<name>/ (metrics.json and figures of evaluate.py) and the other runs tried in
-reports/<name>/tried/*/, and writes models/<name>.md plus the training curves figure.
+reports/<name>/training/ when it was kept (resolved config, metrics.json with wall time and
+machine, per-epoch metrics.csv, split manifests, optional throughput.json), the evaluation
+report in reports/<name>/ (metrics.json, split manifests and figures of evaluate.py), the
+cross-validation summaries in reports/<name>/cv/*/ (summary.py) and the other runs tried in
+reports/<name>/tried/*/, and writes models/<name>.md (plus the training curves figure).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.data import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
-from speech_emotion_recognition.predictor import load_classifier
+from speech_emotion_recognition.predictor import load_classifier, read_file
 
 
 def epoch_rows(run: Path) -> list[dict[str, float]]:
@@ -85,22 +86,13 @@ def card(cfg: DictConfig) -> str:
     name = cfg.name
     weights = Path(cfg.weights)
     run, report_dir = Path(cfg.run_dir), Path(cfg.report_dir)
-    module = load_classifier(weights)
-    hparams = module.hparams
-    n_params = sum(p.numel() for p in module.net.parameters())
-    config = OmegaConf.load(run / "config.yaml")
-    metrics = json.loads((run / "metrics.json").read_text())
+    recorded = (run / "metrics.json").is_file()
+    hparams, _ = read_file(weights)
+    n_params = sum(p.numel() for p in load_classifier(weights).net.parameters())
     report = json.loads((report_dir / "metrics.json").read_text())
-    chosen = run_summary(run)
-    tried = [(p.name, run_summary(p)) for p in sorted(Path(cfg.tried_dir).glob("*")) if p.is_dir()]
-    epochs = epoch_rows(run)
-    save(training_curves_figure(epochs), report_dir / "training_curves.png")
-
     features, net = hparams["features"], hparams["net"]
-    train_clips = len(read_manifest(run / "splits" / "train.csv"))
-    fit_s = metrics["fit_seconds"]
-    machine = metrics["machine"]
-    clips_per_s = metrics["epochs"] * train_clips / fit_s
+    splits = run if recorded else report_dir  # evaluate.py keeps a copy of the run's manifests
+    corpora = sorted({c.corpus for c in read_manifest(splits / "splits/train.csv")})
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -111,7 +103,7 @@ def card(cfg: DictConfig) -> str:
         "| file | what |",
         "|---|---|",
         f"| `{weights.name}` | weights, fp16, {n_params:,} parameters, "
-        f"{weights.stat().st_size / 1e6:.1f} MB, md5 `{md5(weights)}`; model and feature sizes "
+        f"{weights.stat().st_size / 1e6:.3g} MB, md5 `{md5(weights)}`; model and feature sizes "
         "are stored in the file's metadata |",
         *(
             f"| `{onnx.name}` | the network (features → logits) for `inference.py engine=onnx "
@@ -132,14 +124,60 @@ def card(cfg: DictConfig) -> str:
         f"({', '.join(hparams['class_names'])}).",
         "",
         "## Data and split",
-        f"Corpora: {', '.join(sorted({c.corpus for c in read_manifest(run / 'splits/train.csv')}))}"
-        f"; split `{config.split.kind}` per corpus, seed {config.seed}; corpora trained on whole: "
-        f"{', '.join(config.data.get('train_only') or []) or 'none'}. {cfg.data_note}",
+        f"Corpora: {', '.join(corpora)}. {cfg.data_note}",
         "",
-        *split_table(run),
+        *split_table(splits),
         "",
         "## Configuration",
         f"`{cfg.command}`",
+        "",
+        *(_recorded_configuration(run) if recorded else _stored_configuration(hparams, cfg)),
+        "",
+        "## Results",
+        *(_training_results(run) if recorded else []),
+        f"[Evaluation report](../{repo_relative(str(report_dir))}/report.md) on "
+        f"{report['n_clips']} clips of the speakers {', '.join(report['per_speaker'])} "
+        f"(`evaluate.py`, subset `{report['subset']}`):",
+        "",
+        "| accuracy | UA | macro-F1 | ECE |",
+        "|---:|---:|---:|---:|",
+        f"| {fmt(report['accuracy'])} | {fmt(report['ua'])} | {fmt(report['macro_f1'])} "
+        f"| {fmt(report['ece'])} |",
+        "",
+        "Per speaker: "
+        + ", ".join(f"{s} {a:.3f}" for s, a in report["per_speaker"].items())
+        + ". Accuracy (macro-F1) with noise mixed in:",
+        "",
+        *_noise_table(report["noise"]),
+        "",
+        *(
+            [f"![training curves](../{repo_relative(str(report_dir))}/training_curves.png)"]
+            if recorded
+            else []
+        ),
+        f"![confusion matrix](../{repo_relative(str(report_dir))}/confusion_matrix.png)",
+        "",
+        *_cross_validation(report_dir),
+        *(_runs_tried(run, Path(cfg.tried_dir)) if recorded else []),
+        "## Limits",
+        cfg.limits,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _recorded_configuration(run: Path) -> list[str]:
+    """The settings, epochs and cost of the training run, from its record."""
+    config = OmegaConf.load(run / "config.yaml")
+    metrics = json.loads((run / "metrics.json").read_text())
+    chosen = run_summary(run)
+    save(training_curves_figure(epoch_rows(run)), run.parent / "training_curves.png")
+    train_clips = len(read_manifest(run / "splits" / "train.csv"))
+    fit_s, machine = metrics["fit_seconds"], metrics["machine"]
+    clips_per_s = metrics["epochs"] * train_clips / fit_s
+    return [
+        f"Split `{config.split.kind}` per corpus, seed {config.seed}; corpora trained on whole: "
+        f"{', '.join(config.data.get('train_only') or []) or 'none'}.",
         "",
         "| setting | value |",
         "|---|---|",
@@ -162,32 +200,80 @@ def card(cfg: DictConfig) -> str:
         f"with {machine['cpus']} CPU cores ({machine['processor']}), {machine['precision']}, "
         f"torch {machine['torch']}: {clips_per_s:,.0f} training clips/s over the whole run.",
         *_throughput(run),
+    ]
+
+
+def _stored_configuration(hparams: dict, cfg: DictConfig) -> list[str]:
+    """Without a run record: the training settings the weights' metadata keeps."""
+    optimizer, scheduler = hparams["optimizer"], hparams.get("scheduler") or {}
+    return [
+        "| setting | value |",
+        "|---|---|",
+        f"| optimizer | {optimizer['_target_'].split('.')[-1]}, lr {optimizer['lr']:g}, weight "
+        f"decay {optimizer['weight_decay']:g} |",
+        f"| schedule | {scheduler.get('_target_', 'none').split('.')[-1]}"
+        f"{_args(OmegaConf.create(scheduler))} |",
+        f"| loss | focal, γ = {hparams['gamma']:g}, inverse-frequency class weights |",
         "",
-        "## Results",
+        cfg.record_note,
+    ]
+
+
+def _training_results(run: Path) -> list[str]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return [
         f"During training (all validation and test speakers of every corpus, pooled), best "
         f"checkpoint: validation accuracy {fmt(metrics['val']['val/acc'])}, UA "
         f"{fmt(metrics['val']['val/ua'])}, macro-F1 {fmt(metrics['val']['val/f1'])}; test "
         f"accuracy {fmt(metrics['test']['test/acc'])}, UA {fmt(metrics['test']['test/ua'])}, "
         f"macro-F1 {fmt(metrics['test']['test/f1'])}.",
         "",
-        f"[Evaluation report](../{repo_relative(str(report_dir))}/report.md) on "
-        f"{report['n_clips']} clips of the speakers {', '.join(report['per_speaker'])} "
-        f"(`evaluate.py`, subset `{report['subset']}`):",
+    ]
+
+
+CV_KINDS = {
+    "kfold": "speaker k-fold cross-validation (every speaker held out once)",
+    "seeds": "training seeds on the split above",
+}
+
+
+def _cross_validation(report_dir: Path) -> list[str]:
+    """Spread of the recipe over folds and seeds (reports/<name>/cv/*/summary.json)."""
+    summaries = sorted((report_dir / "cv").glob("*/summary.json"))
+    if not summaries:
+        return [
+            "## Spread",
+            "Not cross-validated: the figures above are one split and one training seed.",
+            "",
+        ]
+    lines = [
+        "## Spread",
+        "The recipe retrained by the code of the day with other test speakers or other seeds "
+        "(mean ± sample sd over the runs; each summary links its runs):",
         "",
-        "| accuracy | UA | macro-F1 | ECE |",
-        "|---:|---:|---:|---:|",
-        f"| {fmt(report['accuracy'])} | {fmt(report['ua'])} | {fmt(report['macro_f1'])} "
-        f"| {fmt(report['ece'])} |",
-        "",
-        "Per speaker: "
-        + ", ".join(f"{s} {a:.3f}" for s, a in report["per_speaker"].items())
-        + ". Accuracy (macro-F1) with noise mixed in:",
-        "",
-        *_noise_table(report["noise"]),
-        "",
-        f"![training curves](../{repo_relative(str(report_dir))}/training_curves.png)",
-        f"![confusion matrix](../{repo_relative(str(report_dir))}/confusion_matrix.png)",
-        "",
+        "| runs | what varies | test accuracy | test UA | test macro-F1 | pooled accuracy |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        kind = next((v for k, v in CV_KINDS.items() if path.parent.name.startswith(k)), "")
+        common = " ".join(summary["common_overrides"])
+        spread = [
+            f"{summary[f'test_{n}']['mean']:.3f} ± {summary[f'test_{n}']['sd']:.3f}"
+            for n in ("accuracy", "ua", "macro_f1")
+        ]
+        pooled = summary.get("pooled_test", {}).get("accuracy")
+        lines.append(
+            f"| [{summary['runs']}](../{repo_relative(str(path.parent))}/summary.md) "
+            f"| {kind} (`{common}`) | " + " | ".join(spread) + f" | {fmt(pooled)} |"
+        )
+    return [*lines, ""]
+
+
+def _runs_tried(run: Path, tried_dir: Path) -> list[str]:
+    chosen = run_summary(run)
+    tried = [(p.name, run_summary(p)) for p in sorted(tried_dir.glob("*")) if p.is_dir()]
+    return [
         "## Runs tried",
         "Chosen by validation macro-F1 (pooled validation speakers), never by the test speakers.",
         "",
@@ -200,11 +286,7 @@ def card(cfg: DictConfig) -> str:
             for label, s in [*tried, ("**released**", chosen)]
         ),
         "",
-        "## Limits",
-        cfg.limits,
-        "",
     ]
-    return "\n".join(lines)
 
 
 def _args(node: DictConfig) -> str:
