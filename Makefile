@@ -32,10 +32,9 @@ cv: data
 	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small split=kfold \
 		split.fold=0,1,2,3,4 $(ARGS)
 
-# Seed spread of the same recipe on one fixed split (data.seed=42 keeps the split).
+# Seed spread of the same recipe on one split (data.seed stays 42).
 seeds: data
-	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small data.seed=42 \
-		seed=1,2,3 $(ARGS)
+	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small seed=1,2,3 $(ARGS)
 
 serve: data
 	$(PY) speech_emotion_recognition/serve.py $(ARGS)
