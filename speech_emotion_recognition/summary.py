@@ -127,7 +127,8 @@ def markdown(summary: dict) -> str:
         n = int(np.sum(pooled["confusion_matrix"]))
         lines += [
             "",
-            f"Pooled over all held-out clips ({n}): accuracy {pooled['accuracy']:.3f}, "
+            f"Pooled over the runs' test clips ({n}; a clip counts once per run that tests it): "
+            f"accuracy {pooled['accuracy']:.3f}, "
             f"UA {pooled['ua']:.3f}, macro-F1 {pooled['macro_f1']:.3f}.",
             "",
             "![pooled test confusion matrix](confusion_matrix_pooled.png)",
