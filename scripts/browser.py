@@ -1,24 +1,31 @@
 """Drive the demo page in a real, headless Chromium (Debian's `chromium` and `chromium-driver`).
 
-`python scripts/browser.py [CLIP] [--screenshot docs/demo.png]` starts the server, uploads CLIP
-on the page, waits for the label and saves a screenshot (the README's). tests/test_serve.py
-runs the same function against the API's answer.
+`python scripts/browser.py [CLIP] [--screenshot FILE.png]` starts the server, uploads CLIP on
+the page, waits for the label and saves a screenshot; without CLIP it uploads an 18 s recording
+of three sentences of test actor 08 (neutral, happy, sad) in room noise, which gives the
+README's picture with the timeline. tests/test_serve.py runs the same function against the
+API's answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from scripts.load_test import DEFAULT_CLIP, running_server
+from scripts.load_test import running_server
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.preprocessing import load_audio
 
 INSTALL = "apt-get install chromium chromium-driver"
 
@@ -30,7 +37,7 @@ def chromium() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
-    options.add_argument("--window-size=1280,900")
+    options.add_argument("--window-size=1280,1200")
     options.binary_location = binary
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -59,13 +66,26 @@ def label_in_page(url: str, clip: Path, screenshot: Path | None, timeout: float 
         browser.quit()
 
 
+def three_sentences(target: Path) -> Path:
+    """Neutral, happy and sad sentences of RAVDESS actor 08 at 1, 7 and 13 s of 18 s of noise."""
+    actor = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
+    names = ("03-01-01-01-01-01-08.wav", "03-01-03-01-01-01-08.wav", "03-01-04-01-01-01-08.wav")
+    recording = 0.0005 * np.random.default_rng(1).standard_normal(18 * 16000)
+    for start, name in zip((1, 7, 13), names, strict=True):
+        clip = load_audio(str(actor / name), 16000)
+        recording[start * 16000 : start * 16000 + len(clip)] += clip
+    sf.write(target, recording, 16000)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("clip", nargs="?", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("clip", nargs="?", type=Path)
     parser.add_argument("--screenshot", type=Path, default=Path("docs/demo.png"))
     args = parser.parse_args()
-    with running_server() as server:
-        print(label_in_page(server.url, args.clip, args.screenshot))
+    with tempfile.TemporaryDirectory() as folder, running_server() as server:
+        clip = args.clip or three_sentences(Path(folder) / "three_sentences.wav")
+        print(label_in_page(server.url, clip, args.screenshot))
 
 
 if __name__ == "__main__":
