@@ -14,7 +14,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from speech_emotion_recognition.demo import build_demo
-from speech_emotion_recognition.predictor import COLUMNS
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.service import EmotionService, UploadError
 
 VERSION = version("speech-emotion-recognition")
@@ -31,7 +31,7 @@ def create_app(service: EmotionService, examples: Sequence[str] = ()) -> FastAPI
     app = FastAPI(
         title="Speech emotion recognition",
         version=VERSION,
-        description="Emotions in speech: angry, disgust, fear, happy, neutral, sad.",
+        description=f"Emotions in speech: {', '.join(EMOTIONS)}.",
     )
 
     @app.exception_handler(UploadError)
@@ -61,8 +61,9 @@ def create_app(service: EmotionService, examples: Sequence[str] = ()) -> FastAPI
 
     @app.post("/predict")
     def predict(file: Annotated[UploadFile, File(description="wav, flac, ogg or mp3")]) -> dict:
-        """The row `inference.py` writes for this file (`path` is the uploaded name) plus its
-        speech `segments` and `duration`. 4xx with `detail` when the upload is not usable."""
+        """The row `inference.py` writes for this file (path, label, confidence, the six
+        probabilities, error; `path` is the uploaded name) plus its speech `segments` and
+        `duration`. 4xx with `detail` when the upload is not usable."""
         name = upload_name(file.filename)
         suffix = Path(name).suffix.lower()
         with tempfile.TemporaryDirectory(prefix="ser-upload-") as folder:
@@ -73,10 +74,8 @@ def create_app(service: EmotionService, examples: Sequence[str] = ()) -> FastAPI
                     copied += len(chunk)
                     service.check_size(copied)
                     target.write(chunk)
-            service.check_size(copied)
             return service.predict(path, name)
 
-    predict.__doc__ += f" Row fields: {', '.join(COLUMNS)}."
     return gr.mount_gradio_app(
         app,
         build_demo(service, examples),

@@ -24,7 +24,7 @@ from speech_emotion_recognition.predictor import (
     predict_files,
     segment_rows,
 )
-from speech_emotion_recognition.speech import NO_SPEECH, SpeechConfig
+from speech_emotion_recognition.speech import SpeechConfig
 
 
 class UploadError(Exception):
@@ -111,7 +111,8 @@ class EmotionService:
                 predict_files([str(path)], self.predictor, self.speech, self.batch_size, 0)
             )
         if probabilities is None:
-            status = 422 if item.error == NO_SPEECH or "unreadable" not in item.error else 415
+            # readable header, unusable audio (no samples, NaN, no speech): 422; else 415
+            status = 415 if item.error.startswith("unreadable") else 422
             raise UploadError(status, f"{name}: {item.error.replace(str(path), name)}")
         rate = self.predictor.sample_rate
         segments = [{**s, "path": name} for s in segment_rows(item, probabilities, rate)]
