@@ -53,7 +53,7 @@ def label_in_page(url: str, clip: Path, screenshot: Path | None, timeout: float 
         )
         upload.send_keys(str(Path(clip).resolve()))
         # the player shows the clip's length once the upload has reached the server
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#component-0 audio, audio"))
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "audio"))
         wait.until(expected_conditions.element_to_be_clickable((By.ID, "predict"))).click()
         shown = (By.CSS_SELECTOR, "#label [data-testid=label-output-value]")
         wait.until(lambda b: b.find_elements(*shown) and b.find_element(*shown).text in EMOTIONS)

@@ -93,6 +93,9 @@ def card(cfg: DictConfig) -> str:
     features, net = hparams["features"], hparams["net"]
     splits = run if recorded else report_dir  # evaluate.py keeps a copy of the run's manifests
     corpora = sorted({c.corpus for c in read_manifest(splits / "splits/train.csv")})
+    chosen = run_summary(run) if recorded else None
+    if recorded:
+        save(training_curves_figure(epoch_rows(run)), report_dir / "training_curves.png")
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -131,7 +134,11 @@ def card(cfg: DictConfig) -> str:
         "## Configuration",
         f"`{cfg.command}`",
         "",
-        *(_recorded_configuration(run) if recorded else _stored_configuration(hparams, cfg)),
+        *(
+            _recorded_configuration(run, chosen)
+            if recorded
+            else _stored_configuration(hparams, cfg)
+        ),
         "",
         "## Results",
         *(_training_results(run) if recorded else []),
@@ -158,7 +165,7 @@ def card(cfg: DictConfig) -> str:
         f"![confusion matrix](../{repo_relative(str(report_dir))}/confusion_matrix.png)",
         "",
         *_cross_validation(report_dir),
-        *(_runs_tried(run, Path(cfg.tried_dir)) if recorded else []),
+        *(_runs_tried(chosen, Path(cfg.tried_dir)) if recorded else []),
         "## Limits",
         cfg.limits,
         "",
@@ -166,12 +173,10 @@ def card(cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
-def _recorded_configuration(run: Path) -> list[str]:
+def _recorded_configuration(run: Path, chosen: dict) -> list[str]:
     """The settings, epochs and cost of the training run, from its record."""
     config = OmegaConf.load(run / "config.yaml")
     metrics = json.loads((run / "metrics.json").read_text())
-    chosen = run_summary(run)
-    save(training_curves_figure(epoch_rows(run)), run.parent / "training_curves.png")
     train_clips = len(read_manifest(run / "splits" / "train.csv"))
     fit_s, machine = metrics["fit_seconds"], metrics["machine"]
     clips_per_s = metrics["epochs"] * train_clips / fit_s
@@ -270,8 +275,7 @@ def _cross_validation(report_dir: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _runs_tried(run: Path, tried_dir: Path) -> list[str]:
-    chosen = run_summary(run)
+def _runs_tried(chosen: dict, tried_dir: Path) -> list[str]:
     tried = [(p.name, run_summary(p)) for p in sorted(tried_dir.glob("*")) if p.is_dir()]
     return [
         "## Runs tried",

@@ -355,9 +355,15 @@ def split_by_speaker(
     clips: Sequence[Clip], val: float, test: float, seed: int
 ) -> dict[str, list[Clip]]:
     """Whole speakers per split, drawn separately from each sex so every split stays balanced."""
+    by_sex = _speakers_by_sex(clips)
+    if sum(len(s) for s in by_sex.values()) < 3:
+        raise ValueError(
+            f"Corpus {clips[0].corpus} has fewer than 3 speakers, too few for speaker-independent "
+            "validation and test: add it to data.train_only or use split=random."
+        )
     rng = random.Random(seed)
     assignment: dict[str, str] = {}
-    for _, speakers in sorted(_speakers_by_sex(clips).items()):
+    for _, speakers in sorted(by_sex.items()):
         rng.shuffle(speakers)
         for name, part in zip(SPLITS, _take(speakers, (val, test)), strict=True):
             assignment.update(dict.fromkeys(part, name))
@@ -376,8 +382,8 @@ def split_kfold(
     n_speakers = sum(len(s) for s in by_sex.values())
     if n_speakers < folds + 1:
         raise ValueError(
-            f"{n_speakers} speakers are too few for {folds} folds plus validation: "
-            "lower split.folds."
+            f"Corpus {clips[0].corpus} has {n_speakers} speakers, too few for {folds} folds plus "
+            "validation: lower split.folds or add it to data.train_only."
         )
     rng = random.Random(seed)
     assignment: dict[str, str] = {}
@@ -433,11 +439,6 @@ def split_corpora(
             for c in members:
                 parts[c.split].append(c)
             continue
-        if kind == "speaker" and len({c.speaker for c in members}) < 3:
-            raise ValueError(
-                f"Corpus {corpus} has fewer than 3 speakers, too few for speaker-independent "
-                "validation and test: add it to data.train_only or use split=random."
-            )
         for name, part in SPLITTERS[kind](members, seed=seed, **params).items():
             parts[name].extend(part)
     return parts
@@ -568,12 +569,16 @@ class EmotionDataModule(L.LightningDataModule):
         clips = self.cache.filter(self.clips(), self.num_workers)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
-        kind = self.split["kind"]
         splits = split_corpora(clips, self.split, self.seed, self.train_only)
         for name, path in manifests.items():
             write_manifest(splits[name], path)
         sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)
-        log.info("Wrote %s split manifests to %s (%s clips)", kind, self.manifest_dir, sizes)
+        log.info(
+            "Wrote %s split manifests to %s (%s clips)",
+            self.split["kind"],
+            self.manifest_dir,
+            sizes,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

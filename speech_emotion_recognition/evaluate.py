@@ -163,9 +163,14 @@ def evaluate(cfg: DictConfig) -> dict:
     # Whole clips: the speech detector picks the model's windows, as in inference.py.
     audio = [np.asarray(cache.load(c.path), dtype=np.float32) for c in clips]
     speech = SpeechConfig(**cfg.speech)
+    # Babble sums other speakers of the corpus: opened only when asked for, the evaluated
+    # clips reused rather than read again.
     voices: dict[str, list] = defaultdict(list)
-    for clip in everything:
-        voices[clip.speaker].append(cache.load(clip.path))
+    if "babble" in cfg.noise.types:
+        loaded = dict(zip((c.path for c in clips), audio, strict=True))
+        for clip in everything:
+            own = loaded.get(clip.path)
+            voices[clip.speaker].append(own if own is not None else cache.load(clip.path))
 
     labels = [c.label for c in clips]
     speakers = [c.speaker for c in clips]

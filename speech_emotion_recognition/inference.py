@@ -110,7 +110,7 @@ def run(cfg: DictConfig) -> int:
         paths, predictor, speech, cfg.batch_size, cfg.num_workers
     ):
         rows.append(file_row(item, probabilities))
-        if probabilities is None:
+        if probabilities is None or not (cfg.segments or cfg.timeline):
             continue
         item_segments = segment_rows(item, probabilities, rate)
         if cfg.segments:

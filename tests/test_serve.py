@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
+from scripts import load_test
 from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
 from speech_emotion_recognition.api import create_app
@@ -166,9 +167,7 @@ def test_sixteen_clients_at_once_and_flat_memory(tmp_path):
 @pytest.mark.real_data
 def test_the_page_shows_the_label_the_api_gives(tmp_path):
     with running_server() as server:
-        from scripts.load_test import predict
-
-        api_label = predict(server.url, CLIP).json()["label"]
+        api_label = load_test.predict(server.url, CLIP).json()["label"]
         screenshot = tmp_path / "demo.png"
         assert label_in_page(server.url, CLIP, screenshot) == api_label
     assert screenshot.stat().st_size > 20_000
