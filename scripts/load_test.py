@@ -37,6 +37,7 @@ DEFAULT_CLIP = PROJECT_ROOT / "data/RAVDESS/Actor_08/03-01-05-01-01-01-08.wav"
 class Server:
     url: str
     process: subprocess.Popen
+    log: Path  # the server's stderr
 
     @property
     def rss_mb(self) -> float:
@@ -44,6 +45,11 @@ class Server:
         process = psutil.Process(self.process.pid)
         members = [process, *process.children(recursive=True)]
         return sum(p.memory_info().rss for p in members) / 2**20
+
+    @property
+    def folder(self) -> Path:
+        """The server's own working folder (serve.py), which holds the page's files."""
+        return Path(psutil.Process(self.process.pid).cwd())
 
 
 def free_port() -> int:
@@ -64,26 +70,29 @@ def running_server(*overrides: str, start_timeout: float = 180.0) -> Iterator[Se
         *overrides,
     ]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    server = Server(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve.py exited {process.returncode}: {process.stderr.read()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"serve.py did not answer within {start_timeout:.0f} s")
-            time.sleep(0.5)
-        yield server
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="ser-server-log-") as folder:
+        log = Path(folder) / "stderr.log"
+        with open(log, "w") as stderr:
+            process = subprocess.Popen(command, env=env, stderr=stderr, text=True)
+        server = Server(f"http://127.0.0.1:{port}", process, log)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            deadline = time.monotonic() + start_timeout
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"serve.py exited {process.returncode}: {log.read_text()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"serve.py did not answer within {start_timeout:.0f} s")
+                time.sleep(0.5)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def five_seconds(clip: Path, target: Path) -> Path:

@@ -178,10 +178,18 @@ class WindowedFiles(Dataset):
         path = self.paths[index]
         try:
             audio = load_audio(path, self.sample_rate)
-            windows, spans = speech_windows(audio, self.sample_rate, self.speech)
         except AudioError as error:
             return Windows(path, error=str(error))
-        return Windows(path, windows, spans, n_samples=len(audio))
+        return cut_windows(path, audio, self.sample_rate, self.speech)
+
+
+def cut_windows(path: str, audio: np.ndarray, sample_rate: int, speech: SpeechConfig) -> Windows:
+    """A decoded file cut into model windows over its speech; `error` says why there are none."""
+    try:
+        windows, spans = speech_windows(audio, sample_rate, speech)
+    except AudioError as error:
+        return Windows(path, error=str(error))
+    return Windows(path, windows, spans, n_samples=len(audio))
 
 
 def _single(items: list[Windows]) -> Windows:

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import av
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -28,20 +28,62 @@ def audio_files(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-def load_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Decode any soundfile-readable file to mono float32 at `sample_rate`.
+class UnreadableAudio(AudioError):
+    """Not audio, or audio no decoder here understands; `reason` says what the decoder said."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"unreadable audio ({reason})")
+        self.reason = reason
+
+
+class AudioTooLong(AudioError):
+    """Decoded audio longer than the caller's limit (the server's `limits.max_seconds`)."""
+
+
+def decode(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(channels, samples) float32 and the file's sample rate, decoded by FFmpeg (PyAV).
+
+    The stream is decoded to its real end: a header's length (an MP3's Xing frame, a FLAC's
+    STREAMINFO) is never trusted, so a file cannot hide audio behind a short header or claim an
+    absurd one. With `max_seconds`, decoding stops as soon as the audio is longer.
+    """
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise UnreadableAudio("no audio stream")
+            stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate or stream.rate
+            limit = None if max_seconds is None else int(max_seconds * rate)
+            to_float = av.AudioResampler(format="fltp")  # sample format only: rate and layout stay
+            parts, n_samples = [], 0
+            for frame in container.decode(stream):
+                for converted in to_float.resample(frame):
+                    parts.append(converted.to_ndarray())
+                    n_samples += parts[-1].shape[1]
+                if limit is not None and n_samples > limit:
+                    raise AudioTooLong(f"longer than the limit of {max_seconds:g} s")
+            parts += [converted.to_ndarray() for converted in to_float.resample(None)]
+    except AudioError:
+        raise
+    except (av.FFmpegError, ValueError, IndexError) as error:  # corrupt or non-audio input
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise UnreadableAudio(reason) from error
+    if not parts:
+        raise AudioError("empty audio")
+    return np.concatenate(parts, axis=1), rate
+
+
+def load_audio(path: str, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode any FFmpeg-readable file to mono float32 at `sample_rate`.
 
     Raises AudioError (never anything else) so callers can report and skip one bad file.
     """
-    try:
-        audio, file_rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile raises several types for corrupt or non-audio files
-        raise AudioError(f"unreadable audio ({error})") from error
+    audio, file_rate = decode(path, max_seconds)
     if audio.size == 0:
         raise AudioError("empty audio")
     if not np.isfinite(audio).all():
         raise AudioError("audio contains NaN or Inf")
-    mono = torch.from_numpy(audio.mean(axis=1))
+    mono = torch.from_numpy(audio.mean(axis=0))
     if file_rate != sample_rate:
         mono = torchaudio.functional.resample(mono, file_rate, sample_rate)
     return mono.numpy()

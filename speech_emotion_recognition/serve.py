@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
 import uvicorn
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.api import create_app
 from speech_emotion_recognition.predictor import (
     checkpoint_error,
     resolve_device,
     resolve_precision,
 )
-from speech_emotion_recognition.service import EmotionService, Limits
+from speech_emotion_recognition.serving.api import create_app
+from speech_emotion_recognition.serving.page_files import PageFiles
+from speech_emotion_recognition.serving.service import EmotionService, Limits
 from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 def build_service(cfg: DictConfig) -> EmotionService:
     device = resolve_device(cfg.device)
     return EmotionService(
-        cfg.ckpt,
+        Path(cfg.ckpt).resolve(),
         SpeechConfig(**cfg.speech),
         device,
         resolve_precision(cfg.precision, device),
@@ -39,9 +43,19 @@ def main(cfg: DictConfig) -> None:
     if error := checkpoint_error(cfg.ckpt):
         log.error(error)
         sys.exit(2)
-    app = create_app(build_service(cfg), list(cfg.examples))
-    log.info("Serving %s on http://%s:%d (docs: /docs)", Path(cfg.ckpt).stem, cfg.host, cfg.port)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    service = build_service(cfg)
+    examples = [str(Path(e).resolve()) for e in cfg.examples]
+    with tempfile.TemporaryDirectory(prefix="ser-serve-") as workdir:
+        # The server works in a folder of its own that holds only the page's files: Gradio
+        # answers with paths relative to it (files/<hash>/clip.wav, no server path), and its
+        # rule that files in the working folder may be served then covers nothing else.
+        os.chdir(workdir)
+        page_files = PageFiles("files", cfg.page.max_file_age_seconds)
+        app = create_app(service, page_files, examples, cfg.page.sweep_seconds)
+        log.info("Serving %s on http://%s:%d (docs: /docs)", service.model, cfg.host, cfg.port)
+        # uvicorn re-raises the SIGTERM it stopped on; exiting then removes the folder
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", server_header=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The server: JSON API (FastAPI's test client), load on a running server, the page in Chromium."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -10,23 +11,28 @@ from fastapi.testclient import TestClient
 from scripts import load_test
 from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
-from speech_emotion_recognition.api import create_app
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import COLUMNS
 from speech_emotion_recognition.serve import build_service
-from speech_emotion_recognition.service import Limits
+from speech_emotion_recognition.serving.api import create_app
+from speech_emotion_recognition.serving.page import describe
+from speech_emotion_recognition.serving.page_files import PageFiles
+from speech_emotion_recognition.serving.service import Limits
 from tests.conftest import compose_config
 from tests.test_inference import config
 from tests.test_speech import RAVDESS, RELEASE, speech_clips
 
 pytestmark = pytest.mark.server
 CLIP = RAVDESS / "Actor_08" / "03-01-05-01-01-01-08.wav"
+REPORTS = PROJECT_ROOT / "reports"
 
 
 def make_client(tmp_path, *overrides: str) -> TestClient:
     cfg = compose_config("serve", tmp_path, list(overrides))
-    return TestClient(create_app(build_service(cfg), list(cfg.examples)))
+    files = PageFiles(tmp_path / "files", cfg.page.max_file_age_seconds)
+    return TestClient(create_app(build_service(cfg), files, list(cfg.examples)))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +116,7 @@ def bad_uploads(tmp_path) -> dict:
         "text": (text, 415, "not a readable audio file"),
         "empty": (empty, 400, "empty upload"),
         "corrupt": (corrupt, 415, "not a readable audio file"),
-        "too long": (long, 413, "over the limit of 20 s"),
+        "too long": (long, 413, "longer than the limit of 20 s"),
         "too large": (large, 413, "over the limit of 1 MB"),
         "no speech": (noise, 422, "no speech detected"),
         "no samples": (frameless, 422, "empty audio"),
@@ -177,3 +183,12 @@ def test_limits_default_to_ten_minutes_and_fifty_megabytes(tmp_path):
     cfg = compose_config("serve", tmp_path, [])
     assert Limits(**cfg.limits) == Limits(max_seconds=600, max_megabytes=50)
     assert cfg.host == "127.0.0.1"
+
+
+def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path):
+    service = build_service(compose_config("serve", tmp_path, []))
+    summary = json.loads((REPORTS / "ser-small-ravdess/cv/kfold/summary.json").read_text())
+    accuracy = summary["test_accuracy"]
+    heading = describe(service)
+    assert f"**{accuracy['mean']:.2f} ± {accuracy['sd']:.2f}**" in heading
+    assert f"over {summary['runs']} speaker folds" in heading

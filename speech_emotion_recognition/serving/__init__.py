@@ -1,0 +1,1 @@
+"""The server: the JSON API, the demo page, the model behind both and the guards in front."""

@@ -1,0 +1,156 @@
+"""ASGI layers in front of the whole app, the Gradio page's routes included: one rule each,
+whatever route a request takes.
+
+- `BodyLimit`: no request body over the limit is read, with or without a Content-Length.
+- `PagePaths`: a JSON body may name a file only if the server created it (page_files.py).
+- `MethodCheck`: a known route asked with the wrong method answers 405, not the page's 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from speech_emotion_recognition.serving.page_files import PageFiles
+
+log = logging.getLogger(__name__)
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")  # uploads, not JSON
+
+
+def error(status: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+
+
+def header(scope: Scope, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
+
+
+class BodyLimit:
+    """413 as soon as a body passes `max_bytes`: announced by Content-Length, or counted while
+    it streams in (chunked uploads). The app then sees a client that left, so it stops reading,
+    and nothing it writes afterwards reaches the client."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, detail: str) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = detail
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = header(scope, b"content-length")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await error(413, self.detail)(scope, receive, send)
+        received, started, refused = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await error(413, self.detail)(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def sent(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sent)
+        except Exception:
+            if not refused:
+                raise  # the app's own failure; a refused body's aftermath is expected
+
+
+class PagePaths:
+    """Every string under a "path" key of a JSON body (any body but a form) must lead to a
+    file in the page folder; otherwise 403, the same answer whether the path exists or not.
+    Gradio's own check is off for a mounted app, and without it the page's endpoints read any
+    file the server can (/etc/passwd) or hash endless ones (/dev/zero) on the event loop."""
+
+    def __init__(self, app: ASGIApp, files: PageFiles, max_bytes: int) -> None:
+        self.app = app
+        self.files = files
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        if header(scope, b"content-type").split(";")[0].strip().lower() in FORMS:
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await error(413, "request body too large")(scope, receive, send)
+        try:
+            named = list(paths_in(json.loads(body or b"null")))
+        except ValueError:  # not JSON: the route answers for itself
+            named = []
+        refused = not all(self.files.allows(p) for p in named)
+        if refused:
+            log.warning("refused a request naming a file the server did not create")
+            return await error(403, "only files uploaded to this server can be used")(
+                scope, receive, send
+            )
+        await self.app(scope, replay(body, receive), send)
+
+
+def paths_in(value: Any) -> Iterator[str]:
+    """Every value under a "path" key, at any depth (Gradio's FileData and anything like it)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "path" and not isinstance(item, dict | list):
+                yield str(item)
+            else:
+                yield from paths_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from paths_in(item)
+
+
+def replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    """A receive that hands the app the body read here, then the client's later messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+class MethodCheck:
+    """The page is mounted at `/`, so it matches every path; a request for one of the API's
+    routes with a method that route does not take would reach the page and get its 404."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            partial = [r for r in self.routes if r.matches(scope)[0] == Match.PARTIAL]
+            if partial and not any(r.matches(scope)[0] == Match.FULL for r in self.routes):
+                allow = sorted({m for r in partial for m in r.methods or ()})
+                response = error(405, "method not allowed", allow=", ".join(allow))
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
