@@ -1,6 +1,12 @@
-"""Download CREMA-D (AudioWAV/ and its metadata) from the official sources, verified per file.
+"""Download CREMA-D (AudioWAV/ and its metadata) from the official sources, verified per file,
+or import a copy that is already on this machine.
 
 python scripts/download_cremad.py [target=DIR] [jobs=8]
+python scripts/download_cremad.py source_dir=DIR     # a staged copy, an unzipped Kaggle download
+
+An import checks every file against the official file list the project carries
+(data/CREMA-D.files.csv: name, sha256, size of each clip and of the two metadata CSVs), so it
+works offline and trusts the copy no more than a download.
 
 Audio is stored with Git LFS: the repository listing gives the pointer files (sha256 and size of
 each clip), the LFS batch API gives download links. Every clip is checked against its pointer;
@@ -11,11 +17,13 @@ files ever appear in `<target>/AudioWAV/`. Exits non-zero, with a summary, if an
 from __future__ import annotations
 
 import base64
+import csv
 import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import urllib.error
@@ -271,6 +279,64 @@ def download_kaggle(pointers: list[Pointer], target: Path, cfg: DictConfig) -> N
                 partial.unlink()
 
 
+def read_file_list(path: str | Path) -> list[Pointer]:
+    """The official files: audio into AudioWAV/, the metadata CSVs beside it."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        Pointer(f"AudioWAV/{r['file']}" if r["kind"] == "audio" else r["file"], r["sha256"],
+                int(r["bytes"]))
+        for r in rows
+    ]  # fmt: skip
+
+
+def import_local(cfg: DictConfig) -> int:
+    """Copy the official files found anywhere below `cfg.source_dir` into `cfg.target`, each
+    verified (size and sha256) before it is moved into place; returns the exit status."""
+    source, target = Path(cfg.source_dir), Path(cfg.target)
+    if not source.is_dir():
+        log.error("source_dir=%s is not a folder", source)
+        return 2
+    pointers = read_file_list(cfg.file_list)
+    found: dict[str, list[Path]] = {}
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            found.setdefault(path.name, []).append(path)
+    problems: dict[str, str] = {}
+    imported = 0
+    for pointer in tqdm(pointers, desc="verify", unit="file", file=sys.stderr):
+        final = target / pointer.path
+        if is_complete(final, pointer):
+            continue
+        candidates = found.get(Path(pointer.path).name, [])
+        if not candidates:
+            problems[pointer.path] = "missing from the source folder"
+            continue
+        partial = target / ".partial" / pointer.path
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        for candidate in candidates:
+            shutil.copyfile(candidate, partial)
+            if is_complete(partial, pointer):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(partial, final)
+                imported += 1
+                break
+        else:
+            partial.unlink()
+            problems[pointer.path] = (
+                f"{candidates[0]} differs from the official file (size or sha256)"
+            )
+    verified = sum(1 for p in pointers if (target / p.path).is_file())
+    log.info("CREMA-D in %s: %d of %d official files verified (%d imported now)",
+             target, verified, len(pointers), imported)  # fmt: skip
+    for path, reason in sorted(problems.items()):
+        log.error("%s: %s", path, reason)
+    if problems:
+        log.error("Incomplete: nothing unverified was imported. Fix the source and rerun.")
+        return 1
+    return 0
+
+
 def download(cfg: DictConfig) -> int:
     """The whole command; returns the exit status."""
     target = Path(cfg.target)
@@ -320,7 +386,7 @@ def download(cfg: DictConfig) -> int:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="download_cremad")
 def main(cfg: DictConfig) -> None:
-    sys.exit(download(cfg))
+    sys.exit(import_local(cfg) if cfg.source_dir else download(cfg))
 
 
 if __name__ == "__main__":

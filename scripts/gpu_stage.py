@@ -73,7 +73,7 @@ def wheels(target: Path) -> None:
 
 def ravdess_flac(source: Path, target: Path) -> None:
     """The six emotions of this project (calm and surprised are never used), lossless FLAC."""
-    from speech_emotion_recognition.data import ravdess
+    from speech_emotion_recognition.data.corpora import ravdess
 
     for clip in ravdess(source):
         path = Path(clip.path)

@@ -21,7 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from speech_emotion_recognition.data import SPLITS, read_manifest, repo_relative
+from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
 from speech_emotion_recognition.predictor import load_classifier, read_file
 

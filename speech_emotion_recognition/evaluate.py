@@ -16,7 +16,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.data import SPLITS, Clip, repo_relative
+from speech_emotion_recognition.data.clips import SPLITS, Clip, repo_relative
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.metrics import classification_report, reliability
 from speech_emotion_recognition.noise import babble, coloured_noise, mix_at_snr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.data import EmotionDataModule
+from speech_emotion_recognition.data.datamodule import EmotionDataModule
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

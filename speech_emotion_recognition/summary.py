@@ -19,7 +19,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.data import read_manifest, write_manifest
+from speech_emotion_recognition.data.clips import read_manifest, write_manifest
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.metrics import confusion_scores
 from speech_emotion_recognition.plots import confusion_matrix_figure, save

@@ -6,23 +6,17 @@ import hydra
 import numpy as np
 import pytest
 
-from speech_emotion_recognition import PROJECT_ROOT, data
-from speech_emotion_recognition.data import (
-    SPLITS,
-    AudioCache,
-    Clip,
-    cremad,
-    emodb,
-    folder,
-    ravdess,
-    read_manifest,
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.data import cache as data_cache
+from speech_emotion_recognition.data import corpora, datamodule
+from speech_emotion_recognition.data.cache import AudioCache
+from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
+from speech_emotion_recognition.data.corpora import cremad, emodb, folder, ravdess, tess, urdu
+from speech_emotion_recognition.data.splits import (
     split_by_speaker,
     split_corpora,
     split_kfold,
     split_random,
-    tess,
-    urdu,
-    write_manifest,
 )
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import crop_or_pad
@@ -179,7 +173,7 @@ def test_cache_decodes_once_and_resamples(tmp_path, monkeypatch):
     cache = AudioCache(tmp_path / "cache", RATE, min_rms=1e-4)
     assert cache.ensure(path) is None
     assert cache.load(path).shape == (RATE,)
-    monkeypatch.setattr(data, "load_audio", lambda *_: pytest.fail("decoded twice"))
+    monkeypatch.setattr(data_cache, "load_audio", lambda *_: pytest.fail("decoded twice"))
     assert cache.ensure(path) is None
 
 
@@ -288,14 +282,14 @@ def test_manifest_csv_with_and_without_split_column(tmp_path, caplog):
         f"{r},{EMOTIONS[[5, 1, 2, 3, 4, 0][i % 6]].upper()},spk{i % 6},{'MF'[i % 2]}"
         for i, r in enumerate(relative)
     ]
-    clips = data.manifest(write_csv(tmp_path / "plain.csv", "path,label,speaker,sex", rows))
+    clips = corpora.manifest(write_csv(tmp_path / "plain.csv", "path,label,speaker,sex", rows))
     assert len(clips) == len(files) and {c.sex for c in clips} == {"M", "F"}
     assert all(Path(c.path).is_file() and not c.split for c in clips)
 
     fixed = [f"{r},{'train' if i % 3 else 'test'}" for i, r in enumerate(rows)]
     fixed.append("missing/clip.wav,sad,spk0,F,val")
     with caplog.at_level(logging.WARNING):
-        clips = data.manifest(
+        clips = corpora.manifest(
             write_csv(tmp_path / "fixed.csv", "path,label,speaker,sex,split", fixed)
         )
     assert "missing/clip.wav" in caplog.text
@@ -314,7 +308,7 @@ def test_manifest_csv_with_and_without_split_column(tmp_path, caplog):
 )
 def test_manifest_errors_name_the_problem(tmp_path, header, row, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        data.manifest(write_csv(tmp_path / "bad.csv", header, [row]))
+        corpora.manifest(write_csv(tmp_path / "bad.csv", header, [row]))
 
 
 def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
@@ -339,8 +333,8 @@ def test_augmentations_only_touch_training_items(tmp_path):
         return samples + np.float32(0.5)
 
     n = 16000
-    train_set = data.EmotionDataset(clips, cache, n, train=True, augment=spy)
-    eval_set = data.EmotionDataset(clips, cache, n, train=False, augment=spy)
+    train_set = datamodule.EmotionDataset(clips, cache, n, train=True, augment=spy)
+    eval_set = datamodule.EmotionDataset(clips, cache, n, train=False, augment=spy)
     plain = [crop_or_pad(np.asarray(cache.load(c.path)), n) for c in clips]
     for i, expected in enumerate(plain):
         first, again = eval_set[i][0].numpy(), eval_set[i][0].numpy()

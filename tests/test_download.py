@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from omegaconf import OmegaConf
 
-from scripts.download_cremad import download, parse_pointer
+from scripts.download_cremad import download, import_local, parse_pointer
 from speech_emotion_recognition import PROJECT_ROOT
 
 CLIPS = {f"AudioWAV/10{i:02d}_DFA_ANG_XX.wav": bytes([i]) * (3000 + 100 * i) for i in range(4)}
@@ -182,3 +182,59 @@ def test_no_network_is_a_clear_failure(tmp_path, caplog):
     assert "No source could list the corpus" in caplog.text
     assert "cannot fetch" in caplog.text
     assert not (target / "AudioWAV").exists()
+
+
+def file_list(path, files: dict[str, bytes]) -> str:
+    """The carried official list (data/CREMA-D.files.csv) for these files."""
+    rows = ["file,sha256,bytes,kind"] + [
+        f"{name.split('/')[-1]},{hashlib.sha256(c).hexdigest()},{len(c)},"
+        f"{'audio' if name.startswith('AudioWAV/') else 'metadata'}"
+        for name, c in files.items()
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_import_of_a_local_copy_takes_only_verified_files(tmp_path, caplog):
+    official = {**CLIPS, "VideoDemographics.csv": METADATA["VideoDemographics.csv"]}
+    source = tmp_path / "unzipped" / "archive"  # an unzipped download keeps its own folders
+    (source / "AudioWAV").mkdir(parents=True)
+    names = sorted(CLIPS)
+    for name in names[1:]:  # the first is missing
+        (source / name).write_bytes(CLIPS[name])
+    (source / "VideoDemographics.csv").write_bytes(METADATA["VideoDemographics.csv"])
+    truncated, altered = names[1], names[2]
+    (source / truncated).write_bytes(CLIPS[truncated][:-10])
+    (source / altered).write_bytes(b"\1" + CLIPS[altered][1:])
+    target = tmp_path / "CREMA-D"
+    cfg = OmegaConf.create(
+        {"source_dir": str(tmp_path / "unzipped"), "target": str(target),
+         "file_list": file_list(tmp_path / "files.csv", official)}
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert import_local(cfg) == 1
+    for name in (names[0], truncated, altered):
+        assert not (target / name).exists(), f"{name} was imported unverified"
+        assert name in caplog.text
+    assert "missing from the source folder" in caplog.text
+    assert "differs from the official file" in caplog.text
+    assert (target / names[3]).read_bytes() == CLIPS[names[3]]
+    assert (target / "VideoDemographics.csv").is_file()
+    assert not list((target / ".partial").rglob("*.wav"))
+
+    for name in names[:3]:
+        (source / name).write_bytes(CLIPS[name])
+    assert import_local(cfg) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in target.rglob("*.wav")}
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert import_local(cfg) == 0  # a rerun copies nothing
+    assert "(0 imported now)" in caplog.text
+    assert stamps == {p: p.stat().st_mtime_ns for p in target.rglob("*.wav")}
+
+
+def test_the_carried_file_list_is_the_official_corpus():
+    rows = (PROJECT_ROOT / "data" / "CREMA-D.files.csv").read_text().splitlines()[1:]
+    audio = [r for r in rows if r.endswith(",audio")]
+    assert len(audio) == 7442
+    assert sum(int(r.split(",")[2]) for r in audio) == 605_899_936

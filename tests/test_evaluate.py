@@ -58,7 +58,7 @@ def test_babble_never_uses_the_target_speaker(monkeypatch):
     import numpy as np
 
     from speech_emotion_recognition import evaluate as module
-    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.data.clips import Clip
 
     seen = []
 
@@ -126,7 +126,7 @@ def test_noise_is_mixed_at_the_snr_over_the_clip(noise_type):
     import numpy as np
 
     from speech_emotion_recognition import evaluate as module
-    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.data.clips import Clip
     from speech_emotion_recognition.noise import rms
 
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def test_noise_on_a_short_clip_leaves_the_window_padding_silent():
     import numpy as np
 
     from speech_emotion_recognition import evaluate as module
-    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.data.clips import Clip
     from speech_emotion_recognition.noise import rms
     from speech_emotion_recognition.speech import speech_windows
 
@@ -177,7 +177,7 @@ def test_white_noise_at_0_db_changes_what_the_release_predicts():
     import numpy as np
 
     from speech_emotion_recognition import evaluate as module
-    from speech_emotion_recognition.data import Clip
+    from speech_emotion_recognition.data.clips import Clip
     from speech_emotion_recognition.predictor import Predictor, clip_probabilities, load_classifier
     from speech_emotion_recognition.preprocessing import load_audio
 

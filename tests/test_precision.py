@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.data import ravdess
+from speech_emotion_recognition.data.corpora import ravdess
 from speech_emotion_recognition.predictor import Predictor, load_classifier
 from speech_emotion_recognition.preprocessing import LogMelFeatures, crop_or_pad, load_audio
 

@@ -3,7 +3,7 @@
 import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.data import read_manifest
+from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.train import train
 
 RAVDESS = PROJECT_ROOT / "data" / "RAVDESS"

@@ -41,7 +41,7 @@ def test_small_release_scores_what_its_report_says(tmp_path):
                   marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx):
-    from speech_emotion_recognition.data import ravdess
+    from speech_emotion_recognition.data.corpora import ravdess
 
     clips = [c for c in ravdess(PROJECT_ROOT / "data" / "RAVDESS") if c.speaker in TEST_ACTORS]
     windows = [crop_or_pad(load_audio(c.path, 16000), 80000) for c in clips]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.data import read_manifest
+from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.metrics import confusion_scores
 from speech_emotion_recognition.summary import summarize
 

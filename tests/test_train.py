@@ -167,7 +167,7 @@ def test_runs_cut_short_finish_cleanly(make_cfg, separable_corpus, tmp_path, cut
 def test_class_weights_of_the_training_split_reach_the_loss_and_the_files(make_cfg, tmp_path):
     from safetensors.torch import load_file
 
-    from speech_emotion_recognition.data import read_manifest
+    from speech_emotion_recognition.data.clips import read_manifest
     from speech_emotion_recognition.loss import inverse_frequency_weights
     from speech_emotion_recognition.predictor import read_file
     from tests.audio import folder_corpus

@@ -1,0 +1,229 @@
+"""Corpus parsers: a folder (or CSV) in, labelled clips out. Each parser knows its corpus's
+file names, label codes and speaker and sex rules; `conf/data/<name>.yaml` points at it, so a
+new corpus is one function here and one config file."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from speech_emotion_recognition.data.clips import SPLITS, Clip
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.preprocessing import audio_files
+
+log = logging.getLogger(__name__)
+
+DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md > Data."
+
+
+def _require_dir(root: str | Path) -> Path:
+    """The corpus folder, absolute, so clip paths mean the same from any working directory."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset folder not found: {root}. {DATA_HINT}")
+    return root
+
+
+RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}
+CREMAD_CODES = {"ANG": 0, "DIS": 1, "FEA": 2, "HAP": 3, "NEU": 4, "SAD": 5}
+CREMAD_VOTES = {"A": 0, "D": 1, "F": 2, "H": 3, "N": 4, "S": 5}
+EMODB_CODES = {"W": 0, "E": 1, "A": 2, "F": 3, "N": 4, "T": 5}
+EMODB_FEMALE = {"08", "09", "13", "14", "16"}
+
+
+def ravdess(root: str | Path) -> list[Clip]:
+    """RAVDESS `03-01-EE-II-SS-RR-AA.wav`; calm (02) and surprised (08) are left out."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("-")
+        if len(parts) != 7 or parts[2] not in RAVDESS_CODES:
+            continue
+        actor = parts[6]
+        sex = "M" if int(actor) % 2 else "F"
+        clips.append(Clip(str(path), RAVDESS_CODES[parts[2]], f"ravdess_{actor}", "ravdess", sex))
+    return clips
+
+
+def perceived_labels(votes: str | Path, id_prefix: str) -> dict[str, int]:
+    """Majority crowd vote per clip from tabulatedVotes.csv; ties ("A:N") are left out.
+
+    The file has one row per clip and rating modality; `id_prefix` picks the modality by the
+    first digit of the row id (1: voice only, the ratings of what the audio conveys).
+    """
+    with open(votes, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r[""].startswith(id_prefix)]
+    return {r["fileName"]: CREMAD_VOTES[r["emoVote"]] for r in rows if r["emoVote"] in CREMAD_VOTES}
+
+
+def cremad(
+    root: str | Path,
+    demographics: str | Path | None = None,
+    label: str = "acted",
+    votes: str | Path | None = None,
+    votes_id_prefix: str = "1",
+) -> list[Clip]:
+    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; sex from VideoDemographics.csv when given.
+
+    `label="perceived"` uses the crowd's majority vote instead of the acted emotion.
+    """
+    sexes: dict[str, str] = {}
+    if demographics and Path(demographics).is_file():
+        with open(demographics, newline="") as f:
+            sexes = {row["ActorID"]: row["Sex"][:1].upper() for row in csv.DictReader(f)}
+    perceived = None
+    if label == "perceived":
+        if not votes or not Path(votes).is_file():
+            raise FileNotFoundError(
+                f"data.label=perceived needs {votes}: run `python scripts/download_cremad.py`"
+            )
+        perceived = perceived_labels(votes, votes_id_prefix)
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        if len(parts) != 4 or parts[2] not in CREMAD_CODES:
+            continue
+        emotion = CREMAD_CODES[parts[2]] if perceived is None else perceived.get(path.stem)
+        if emotion is None:
+            continue
+        actor = parts[0]
+        clips.append(Clip(str(path), emotion, f"cremad_{actor}", "cremad", sexes.get(actor, "")))
+    return clips
+
+
+def emodb(root: str | Path) -> list[Clip]:
+    """EmoDB `03a01Wa.wav`: speaker in the first two digits, emotion as 6th letter (no boredom)."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        name = path.stem
+        if len(name) < 6 or name[5] not in EMODB_CODES:
+            continue
+        speaker = name[:2]
+        sex = "F" if speaker in EMODB_FEMALE else "M"
+        clips.append(Clip(str(path), EMODB_CODES[name[5]], f"emodb_{speaker}", "emodb", sex))
+    return clips
+
+
+TESS_EMOTIONS = {name: label for label, name in enumerate(EMOTIONS)}
+URDU_CODES = {"A": 0, "H": 3, "N": 4, "S": 5}
+
+
+def tess(root: str | Path) -> list[Clip]:
+    """TESS `<SPK>_<emotion>/<SPK>_<word>_<emotion>.flac`; both speakers (OAF, YAF) are female."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        emotion = parts[-1].lower()
+        if len(parts) < 3 or emotion not in TESS_EMOTIONS:
+            continue
+        speaker = parts[0].upper()
+        clips.append(Clip(str(path), TESS_EMOTIONS[emotion], f"tess_{speaker}", "tess", "F"))
+    return clips
+
+
+def urdu(root: str | Path) -> list[Clip]:
+    """URDU `<Emotion>/S<sex><id>_F<n>_<E><n>.flac`: speaker `S<sex><id>`, emotion letter E."""
+    clips = []
+    for path in audio_files(_require_dir(root)):
+        parts = path.stem.split("_")
+        if len(parts) != 3 or len(parts[0]) < 3 or parts[2][:1] not in URDU_CODES:
+            continue
+        speaker = parts[0].upper()
+        sex = speaker[1] if speaker[1] in "MF" else ""
+        clips.append(Clip(str(path), URDU_CODES[parts[2][0]], f"urdu_{speaker}", "urdu", sex))
+    return clips
+
+
+def combine(
+    root: str | Path, parts: Mapping[str, Callable[[str], list[Clip]] | None]
+) -> list[Clip]:
+    """Several corpora in one run: `parts` maps a folder below `root` to the parser of that folder.
+
+    A part set to None is left out, so configs can drop one with `data.corpus.parts.TESS=null`.
+    """
+    root = _require_dir(root)
+    return [c for name, parse in parts.items() if parse is not None for c in parse(root / name)]
+
+
+MANIFEST_COLUMNS = ("path", "label", "speaker")
+
+
+def manifest(root: str | Path) -> list[Clip]:
+    """Your own CSV `path,label,speaker[,sex][,split]`: paths relative to the CSV, labels by name.
+
+    A `split` column (train/val/test) is used as it is; without it the speaker split applies.
+    Files that do not exist are listed in one warning and left out.
+    """
+    csv_path = Path(root).resolve()
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"Manifest not found: {csv_path}. Give it as data.root=FILE.csv")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    missing_columns = [c for c in MANIFEST_COLUMNS if c not in columns]
+    if missing_columns:
+        raise ValueError(
+            f"{csv_path} lacks the column(s) {', '.join(missing_columns)}; it needs "
+            f"{','.join(MANIFEST_COLUMNS)}[,sex][,split] (has {','.join(columns) or 'none'})."
+        )
+    problems = [
+        f"line {i}: label {r['label']!r}"
+        for i, r in enumerate(rows, start=2)
+        if r["label"].strip().lower() not in EMOTIONS
+    ] + [
+        f"line {i}: split {r['split']!r}"
+        for i, r in enumerate(rows, start=2)
+        if "split" in columns and r["split"].strip() not in SPLITS
+    ]
+    if problems:
+        raise ValueError(
+            f"{csv_path}: {len(problems)} unknown value(s) ({'; '.join(problems[:5])}"
+            f"{'; …' if len(problems) > 5 else ''}). Labels: {', '.join(EMOTIONS)}; "
+            f"splits: {', '.join(SPLITS)}."
+        )
+    clips, absent = [], []
+    for row in rows:
+        path = (csv_path.parent / row["path"]).resolve()
+        if not path.is_file():
+            absent.append(str(path))
+            continue
+        clips.append(
+            Clip(
+                str(path),
+                EMOTIONS.index(row["label"].strip().lower()),
+                f"manifest_{row['speaker'].strip()}",
+                "manifest",
+                (row.get("sex") or "").strip().upper()[:1],
+                (row.get("split") or "").strip(),
+            )
+        )
+    if absent:
+        log.warning("Skipped %d files listed in %s that do not exist:\n  %s", len(absent),
+                    csv_path, "\n  ".join(absent))  # fmt: skip
+    if not clips:
+        raise FileNotFoundError(f"None of the files listed in {csv_path} exist.")
+    return clips
+
+
+def folder(root: str | Path) -> list[Clip]:
+    """`root/<emotion>/**/file`; the speaker is the sub-folder below the emotion when there is one.
+
+    Without speaker sub-folders every file is its own speaker, so the split is per file.
+    """
+    root = _require_dir(root)
+    clips = []
+    for label, name in enumerate(EMOTIONS):
+        class_dir = root / name
+        if not class_dir.is_dir():
+            continue
+        for path in audio_files(class_dir):
+            relative = path.relative_to(class_dir)
+            speaker = relative.parts[0] if len(relative.parts) > 1 else path.stem
+            clips.append(Clip(str(path), label, f"folder_{speaker}", "folder"))
+    if not clips:
+        raise FileNotFoundError(
+            f"No audio in {root.resolve()}/<emotion>/ for any of {', '.join(EMOTIONS)}."
+        )
+    return clips

@@ -1,0 +1,182 @@
+"""The Dataset and the Lightning DataModule: corpus -> cache -> split manifests -> loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from speech_emotion_recognition.data.cache import AudioCache
+from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
+from speech_emotion_recognition.data.splits import split_corpora
+from speech_emotion_recognition.preprocessing import crop_or_pad
+
+log = logging.getLogger(__name__)
+
+
+class EmotionDataset(Dataset):
+    """Fixed-length clips: a random window plus augmentations in training, the start otherwise."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        cache: AudioCache,
+        n_samples: int,
+        train: bool,
+        augment: Callable[..., np.ndarray] | None = None,
+        corpora: Sequence[str] = (),
+    ) -> None:
+        self.clips = list(clips)
+        self.cache = cache
+        self.n_samples = n_samples
+        self.train = train
+        self.augment = augment
+        self.corpus_index = {name: i for i, name in enumerate(corpora)}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """(waveform, label, index of the clip's corpus in `corpora`, -1 when not listed)."""
+        clip = self.clips[index]
+        audio = self.cache.load(clip.path)
+        offset = 0
+        if self.train and len(audio) > self.n_samples:
+            offset = int(torch.randint(len(audio) - self.n_samples + 1, ()).item())
+        segment = crop_or_pad(audio, self.n_samples, offset).astype(np.float32)
+        if self.train and self.augment is not None:
+            segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
+        waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
+        return waveform, clip.label, self.corpus_index.get(clip.corpus, -1)
+
+
+class EmotionDataModule(L.LightningDataModule):
+    """Corpus parser(root) -> decoded cache -> split manifests in the run folder -> DataLoaders.
+
+    Manifests already present in `manifest_dir` are reused (a resumed run, or `dvc repro`'s
+    prepare stage), so a split is made once and every later step reads the same one.
+    """
+
+    def __init__(
+        self,
+        corpus: Callable[[str], list[Clip]],
+        root: str,
+        split: dict,
+        cache_dir: str,
+        manifest_dir: str,
+        sample_rate: int,
+        max_seconds: float,
+        min_rms: float,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        seed: int,
+        augment: Callable[..., np.ndarray] | None = None,
+        label: str | None = None,
+        train_only: Sequence[str] = (),
+        in_memory: bool = False,
+        corpus_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.corpus = corpus
+        self.root = root
+        self.label = label
+        self.split = dict(split)
+        self.cache = AudioCache(cache_dir, sample_rate, min_rms)
+        self.manifest_dir = Path(manifest_dir)
+        self.n_samples = int(sample_rate * max_seconds)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.augment = augment
+        self.train_only = list(train_only)
+        self.in_memory = in_memory
+        self.corpus_weights = dict(corpus_weights or {})
+        self.splits: dict[str, list[Clip]] = {}
+
+    def clips(self) -> list[Clip]:
+        """The corpus; `label` picks a labelling where a corpus has several (CREMA-D: perceived)."""
+        return (
+            self.corpus(self.root)
+            if self.label is None
+            else self.corpus(self.root, label=self.label)
+        )
+
+    def _manifests(self) -> dict[str, Path]:
+        return {name: self.manifest_dir / f"{name}.csv" for name in SPLITS}
+
+    def prepare_data(self) -> None:
+        """Decode every clip once and write the split manifests (rank 0 only under DDP)."""
+        manifests = self._manifests()
+        if all(p.exists() for p in manifests.values()):
+            return
+        clips = self.cache.filter(self.clips(), self.num_workers)
+        if not clips:
+            raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
+        splits = split_corpora(clips, self.split, self.seed, self.train_only)
+        for name, path in manifests.items():
+            write_manifest(splits[name], path)
+        sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)
+        log.info(
+            "Wrote %s split manifests to %s (%s clips)",
+            self.split["kind"],
+            self.manifest_dir,
+            sizes,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.prepare_data()
+        self.splits = {
+            name: self.cache.filter(read_manifest(path), self.num_workers)
+            for name, path in self._manifests().items()
+        }
+        if self.in_memory:
+            self.cache.keep_in_memory(c.path for part in self.splits.values() for c in part)
+
+    def train_labels(self) -> list[int]:
+        return [c.label for c in self.splits["train"]]
+
+    def corpora(self) -> list[str]:
+        """The corpora of all splits, sorted: batches carry an index into this list."""
+        return sorted({c.corpus for part in self.splits.values() for c in part})
+
+    def _loader(self, name: str) -> DataLoader:
+        train = name == "train"
+        dataset = EmotionDataset(
+            self.splits[name], self.cache, self.n_samples, train, self.augment, self.corpora()
+        )
+        sampler = self._weighted_sampler(dataset) if train and self.corpus_weights else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _weighted_sampler(self, dataset: EmotionDataset) -> WeightedRandomSampler:
+        """Each corpus's share of an epoch scaled by its weight (default 1), clips drawn with
+        replacement, so a large easy corpus does not drown a small hard one."""
+        weights = [self.corpus_weights.get(c.corpus, 1.0) for c in dataset.clips]
+        generator = torch.Generator().manual_seed(self.seed)
+        return WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
