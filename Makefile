@@ -1,6 +1,6 @@
 # One command per job; each sets up what it needs first.
 #   make train   environment + RAVDESS from DVC + train the CPU model (experiment=ravdess_small)
-#   make test    environment + RAVDESS from DVC + the whole test suite
+#   make test    environment + RAVDESS and NOISE from DVC + the whole test suite
 #   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
 #   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
@@ -10,19 +10,25 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data train test lint format lock repro cv seeds serve
+.PHONY: setup data data-multi train test lint format lock repro cv seeds serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
-	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) --require-hashes -r requirements.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps --editable .
 	touch $@
 
 setup: $(VENV)/.installed
 
 data: setup
-	$(VENV)/bin/dvc pull data/RAVDESS.dvc
+	$(VENV)/bin/dvc pull data/RAVDESS.dvc data/NOISE.dvc
+
+# What data=multi and data=multi_all train on: the DVC corpora, and CREMA-D (not on the remote).
+data-multi: data
+	$(VENV)/bin/dvc pull data/TESS.dvc data/URDU.dvc
+	@test -d data/CREMA-D/AudioWAV || { echo "data/CREMA-D/AudioWAV is missing: run" \
+		"$(PY) scripts/download_cremad.py, or source_dir=DIR to import a copy"; exit 1; }
 
 train: data
 	$(PY) speech_emotion_recognition/train.py experiment=ravdess_small $(ARGS)

@@ -62,7 +62,7 @@ for name in ("torchaudio", "lightning", "torchmetrics", "hydra-core", "omegaconf
     print(f"  {name} {m.version(name)}")
 EOF
   rm -rf "$RUNS/throughput"
-  $PY scripts/train_throughput.py data=multi_all data.pin_memory=true "${DATA[@]}" "${MODEL[@]}" \
+  $PY scripts/train_throughput.py data=multi_all data.corpus.parts.CREMA-D=null data.pin_memory=true "${DATA[@]}" "${MODEL[@]}" \
     "${BENCH[@]}" hydra.run.dir="$RUNS/throughput" "$@" 2>&1 | tee "$OUT/throughput.log"
   cp "$RUNS/throughput/throughput.json" "$RUNS/throughput/throughput.md" "$OUT/"
   ;;

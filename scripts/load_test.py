@@ -59,8 +59,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(*overrides: str, start_timeout: float = 180.0) -> Iterator[Server]:
-    """`serve.py` in a subprocess on a free local port, up once /health answers."""
+def running_server(
+    *overrides: str, start_timeout: float = 180.0, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`serve.py` in a subprocess on a free local port, up once /health answers; `env` is
+    added to its environment."""
     port = free_port()
     command = [
         sys.executable,
@@ -69,7 +72,7 @@ def running_server(*overrides: str, start_timeout: float = 180.0) -> Iterator[Se
         "hydra.run.dir=${paths.log_dir}/serve/checks/" + str(port),
         *overrides,
     ]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     with tempfile.TemporaryDirectory(prefix="ser-server-log-") as folder:
         log = Path(folder) / "stderr.log"
         with open(log, "w") as stderr:

@@ -20,10 +20,22 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from speech_emotion_recognition.batch_augment import BatchAugment
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
 from speech_emotion_recognition.predictor import HPARAMS_KEY, EmotionClassifier
+
+
+def _portable(value: Any) -> Any:
+    """Paths inside the repository made relative to it, so a release names no folder of the
+    machine it was trained on (the noise folders of augmentation=batch)."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    root = f"{PROJECT_ROOT}/"
+    return value.removeprefix(root) if isinstance(value, str) else value
 
 
 def _plain(value: Any) -> Any:
@@ -56,6 +68,7 @@ class EmotionRecognitionModule(L.LightningModule):
         scheduler: dict | None = None,
         class_weights: Sequence[float] | None = None,
         batch_augment: dict | None = None,
+        feature_augment: dict | None = None,
         corpora: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
@@ -69,6 +82,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 "scheduler": _plain(scheduler),
                 "class_weights": None if class_weights is None else list(class_weights),
                 "batch_augment": _plain(batch_augment),
+                "feature_augment": _plain(feature_augment),
                 "corpora": list(corpora or []),
             }
         )
@@ -77,6 +91,12 @@ class EmotionRecognitionModule(L.LightningModule):
         classifier = EmotionClassifier(self.hparams.features, self.hparams.net, class_names)
         self.features, self.net = classifier.features, classifier.net
         self.batch_augment = BatchAugment(**batch_augment) if batch_augment else None
+        sizes = self.hparams.features
+        self.feature_augment = (
+            FeatureAugment(sizes["n_mels"], sizes["f_min"], sizes["f_max"], **feature_augment)
+            if feature_augment
+            else None
+        )
         self.criterion = FocalLoss(gamma, class_weights)
         # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
         self.metrics = torch.nn.ModuleDict(
@@ -101,7 +121,7 @@ class EmotionRecognitionModule(L.LightningModule):
         return self.net(self.features(waveforms))
 
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
-        """Training batches get the on-device augmentations (augmentation=gpu) here."""
+        """Training batches get the waveform augmentations of augmentation=batch here."""
         if self.batch_augment is not None and self.trainer.training:
             waveforms, *rest = batch
             return (self.batch_augment(waveforms), *rest)
@@ -109,7 +129,10 @@ class EmotionRecognitionModule(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         waveforms, labels, *rest = batch
-        logits = self(waveforms)
+        features = self.features(waveforms)
+        if stage == "train" and self.feature_augment is not None:
+            features = self.feature_augment(features)
+        logits = self.net(features)
         loss = self.criterion(logits, labels)
         predictions = logits.argmax(dim=-1)
         self.metrics[f"{stage}_"].update(predictions, labels)
@@ -195,5 +218,6 @@ class EmotionRecognitionModule(L.LightningModule):
             name: (t.to(dtype) if t.is_floating_point() else t).contiguous()
             for name, t in self.state_dict().items()
         }
-        save_file(tensors, path, metadata={HPARAMS_KEY: json.dumps(dict(self.hparams))})
+        metadata = {HPARAMS_KEY: json.dumps(_portable(dict(self.hparams)))}
+        save_file(tensors, path, metadata=metadata)
         return path

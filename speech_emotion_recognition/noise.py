@@ -1,10 +1,19 @@
-"""Test-time noise for robustness curves: coloured noise, babble and mixing at an exact SNR."""
+"""Noise for training and for robustness curves: recorded background sounds (the NOISE
+corpus), coloured noise, babble and mixing at an exact SNR."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.preprocessing import audio_files, load_audio
+
+NOISE_HINT = "Run `dvc pull data/NOISE.dvc` in the repository root."
 
 # Power spectral density ~ 1 / f ** exponent.
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -42,3 +51,40 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
         return signal.astype(np.float32)
     scale = rms(signal) / (max(rms(noise), np.finfo(float).tiny) * 10 ** (snr_db / 20))
     return (signal + scale * noise).astype(np.float32)
+
+
+def recorded_noise(
+    folders: Sequence[str | Path], sample_rate: int, cache_dir: str | Path | None = None
+) -> np.ndarray:
+    """Every recording below `folders`, mono at `sample_rate`, end to end in one float16 array
+    (random crops of it are the noise). Decoding a thousand clips takes half a minute, so the
+    array is kept as one .npy in `cache_dir`, named by the files' paths, sizes and times.
+    Relative folders are inside the repository."""
+    folders = [PROJECT_ROOT / f for f in folders]  # an absolute folder stays itself
+    files = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"Noise recordings not found: {Path(folder).resolve()}. "
+                                    f"{NOISE_HINT}")  # fmt: skip
+        files += audio_files(folder)
+    if not files:
+        raise FileNotFoundError(f"No audio in {', '.join(map(str, folders))}. {NOISE_HINT}")
+    listing = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    key = hashlib.sha1(f"{listing}|{sample_rate}".encode()).hexdigest()
+    cached = Path(cache_dir) / f"noise-{key}.npy" if cache_dir else None
+    if cached and cached.is_file():
+        return np.load(cached)
+    bank = np.concatenate([load_audio(str(f), sample_rate) for f in files]).astype(np.float16)
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, bank, allow_pickle=False)
+        os.replace(tmp, cached)
+    return bank
+
+
+def recording_crop(bank: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """`n_samples` of the recordings from a random place (looped when the bank is shorter)."""
+    start = int(rng.integers(max(1, len(bank) - n_samples)))
+    return np.resize(bank[start : start + n_samples].astype(np.float64), n_samples)

@@ -47,6 +47,8 @@ def decode(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int
     STREAMINFO) is never trusted, so a file cannot hide audio behind a short header or claim an
     absurd one. With `max_seconds`, decoding stops as soon as the audio is longer.
     """
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise UnreadableAudio("empty file: 0 bytes")
     try:
         with av.open(path) as container:
             if not container.streams.audio:

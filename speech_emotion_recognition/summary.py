@@ -1,6 +1,6 @@
 """One summary over the runs of a Hydra multirun: speaker k-fold folds or training seeds.
 
-Written at the end of every `train.py -m …` sweep (the Hydra callback in conf/hydra/default.yaml)
+Written at the end of every `train.py -m …` sweep (the Hydra callback in conf/train.yaml)
 and rerun by hand with `python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]`,
 which also copies each run's metrics.json and val/test manifests into OUT_DIR (for reports/).
 """

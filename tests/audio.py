@@ -51,9 +51,11 @@ def folder_corpus(
 
 
 def named_corpora(root: Path, speakers_per_sex: int = 3, seconds: float = 0.6) -> Path:
-    """Tiny RAVDESS, TESS and URDU trees named as the real corpora, one clip per speaker and class.
+    """Tiny CREMA-D, RAVDESS, TESS and URDU trees named as the real corpora, one clip per
+    speaker and class.
 
-    RAVDESS: actors 1..2n (odd male, even female); TESS: OAF and YAF; URDU: SM1.., SF1.. .
+    CREMA-D: actors 1001..1000+2n (odd male, even female, in VideoDemographics.csv); RAVDESS:
+    actors 1..2n (odd male, even female); TESS: OAF and YAF; URDU: SM1.., SF1.. .
     """
     rng = np.random.default_rng(0)
     rate = 16000
@@ -64,6 +66,14 @@ def named_corpora(root: Path, speakers_per_sex: int = 3, seconds: float = 0.6) -
     def clip(label: int) -> np.ndarray:
         return tone(CLASS_PITCH_HZ[label], seconds, rate, rng)
 
+    cremad_codes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+    demographics = ["ActorID,Age,Sex,Race,Ethnicity"]
+    for actor in range(1001, 1001 + 2 * speakers_per_sex):
+        sex = "Male" if actor % 2 else "Female"
+        demographics.append(f"{actor},30,{sex},Caucasian,Not Hispanic")
+        for label, code in enumerate(cremad_codes):
+            write(root / "CREMA-D" / "AudioWAV" / f"{actor}_DFA_{code}_XX.wav", clip(label), rate)
+    (root / "CREMA-D" / "VideoDemographics.csv").write_text("\n".join(demographics) + "\n")
     for actor in range(1, 2 * speakers_per_sex + 1):
         for label, code in ravdess_codes.items():
             name = f"03-01-{code}-01-01-01-{actor:02d}.wav"

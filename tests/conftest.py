@@ -18,6 +18,7 @@ CONFIG_DIR = str(PROJECT_ROOT / "conf")
 FAST = [
     "model=small",
     "trainer=cpu",
+    "augmentation=default",  # batch needs the NOISE corpus; tests/test_batch_augment.py has it
     "logger=csv",
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",

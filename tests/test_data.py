@@ -1,10 +1,12 @@
 import logging
 import re
+import zlib
 from pathlib import Path
 
 import hydra
 import numpy as np
 import pytest
+import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data import cache as data_cache
@@ -26,7 +28,9 @@ RATE = 16000
 
 
 def speech(path: Path, seconds: float = 0.5, rate: int = RATE, channels: int = 1) -> Path:
-    return write(path, tone(220.0, seconds, rate, np.random.default_rng(0), channels), rate)
+    """A tone of its own per file name (identical files would be dropped as duplicates)."""
+    rng = np.random.default_rng(zlib.crc32("/".join(path.parts[-3:]).encode()))
+    return write(path, tone(220.0, seconds, rate, rng, channels), rate)
 
 
 def test_ravdess_label_map_and_speakers(tmp_path):
@@ -133,7 +137,7 @@ def test_kfold_draws_folds_within_each_corpus(make_cfg, tmp_path):
     """data=multi_all with split=kfold: each corpus's folds partition its own speakers, and the
     train-only corpus (TESS) stays in training in every fold."""
     root = named_corpora(tmp_path / "corpora", speakers_per_sex=5)
-    tested: dict[str, list[str]] = {"ravdess": [], "urdu": []}
+    tested: dict[str, list[str]] = {"cremad": [], "ravdess": [], "urdu": []}
     for fold in range(2):
         run = tmp_path / f"fold{fold}"
         cfg = make_cfg(
@@ -147,9 +151,10 @@ def test_kfold_draws_folds_within_each_corpus(make_cfg, tmp_path):
             assert not mine["test"] & (mine["train"] | mine["val"])
             assert mine["val"]
             tested[corpus_name] += sorted(mine["test"])
-        assert {c.corpus for c in parts["test"]} == {"ravdess", "urdu"}
-        assert {c.corpus for c in parts["train"]} == {"ravdess", "tess", "urdu"}
+        assert {c.corpus for c in parts["test"]} == {"cremad", "ravdess", "urdu"}
+        assert {c.corpus for c in parts["train"]} == {"cremad", "ravdess", "tess", "urdu"}
     assert sorted(tested["ravdess"]) == [f"ravdess_{a:02d}" for a in range(1, 11)]
+    assert sorted(tested["cremad"]) == [f"cremad_{a}" for a in range(1001, 1011)]
     assert len(set(tested["urdu"])) == len(tested["urdu"]) == 10
 
 
@@ -257,8 +262,8 @@ def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, t
         assert {c.speaker for c in multi[part] if c.corpus == "ravdess"} == alone
         others = [{c.speaker for c in multi[p]} for p in SPLITS if p != part]
         assert all(not ({c.speaker for c in multi[part]} & o) for o in others)
-    assert {c.corpus for c in multi["train"]} == {"ravdess", "tess", "urdu"}
-    assert {c.corpus for c in multi["val"] + multi["test"]} == {"ravdess", "urdu"}
+    assert {c.corpus for c in multi["train"]} == {"cremad", "ravdess", "tess", "urdu"}
+    assert {c.corpus for c in multi["val"] + multi["test"]} == {"cremad", "ravdess", "urdu"}
 
 
 def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
@@ -348,13 +353,6 @@ def fake_trees(root: Path) -> dict[str, list[str]]:
     """One tiny tree per parser, named as the real corpora, 6 speakers per sex (EmoDB has 5):
     data option -> its overrides."""
     named_corpora(root, speakers_per_sex=6, seconds=0.3)
-    cremad_dir = root / "CREMA-D" / "AudioWAV"
-    lines = ['"ActorID","Age","Sex"']
-    for actor in range(1001, 1013):
-        lines.append(f'{actor},30,"{"Male" if actor % 2 else "Female"}"')
-        for code in ("ANG", "HAP", "SAD"):
-            speech(cremad_dir / f"{actor}_DFA_{code}_XX.wav", seconds=0.3)
-    (root / "CREMA-D" / "VideoDemographics.csv").write_text("\n".join(lines) + "\n")
     for speaker in ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16"):
         for code in ("W", "F", "T"):
             speech(root / "EmoDB" / "wav" / f"{speaker}a01{code}a.wav", seconds=0.3)
@@ -363,8 +361,7 @@ def fake_trees(root: Path) -> dict[str, list[str]]:
             speech(root / "mine" / emotion / f"person{speaker}" / "a.wav", seconds=0.3)
     return {
         "ravdess": [f"data.root={root / 'RAVDESS'}"],
-        "cremad": [f"data.root={cremad_dir}",
-                   f"data.corpus.demographics={root / 'CREMA-D' / 'VideoDemographics.csv'}"],
+        "cremad": [f"data.root={root / 'CREMA-D' / 'AudioWAV'}"],
         "emodb": [f"data.root={root / 'EmoDB' / 'wav'}"],
         "urdu": [f"data.root={root / 'URDU'}"],
         "folder": [f"data.root={root / 'mine'}"],
@@ -389,3 +386,31 @@ def test_every_parser_gets_speaker_disjoint_manifests(make_cfg, tmp_path):
             for name in ("val", "test"):
                 sexes = sorted({(c.speaker, c.sex) for c in parts[name]}, key=lambda s: s[1])
                 assert [sex for _, sex in sexes] == ["F", "M"], (option, name)
+
+
+def test_repeated_audio_is_dropped_with_one_warning(make_cfg, tmp_path, caplog):
+    """A recording filed under two emotions (as bytes, and as the same samples in another
+    format) keeps neither copy; a recording filed twice under one emotion keeps one."""
+    root = tmp_path / "mine"
+    for speaker in range(6):
+        for emotion in ("angry", "happy", "sad"):
+            speech(root / emotion / f"person{speaker}" / "a.wav")
+    conflicting = [root / "angry" / "person0" / "a.wav", root / "sad" / "person0" / "copy.wav"]
+    conflicting[1].write_bytes(conflicting[0].read_bytes())
+    audio, rate = sf.read(root / "angry" / "person1" / "a.wav", dtype="int16")
+    conflicting += [root / "angry" / "person1" / "a.wav", root / "happy" / "person1" / "b.flac"]
+    sf.write(conflicting[3], audio, rate)  # other bytes, the same samples
+    kept_one = [root / "sad" / "person2" / "a.wav", root / "sad" / "person3" / "again.wav"]
+    kept_one[1].write_bytes(kept_one[0].read_bytes())
+    run = tmp_path / "run"
+    module = hydra.utils.instantiate(
+        make_cfg("data=folder", f"data.root={root}", output_dir=run).data
+    )
+    with caplog.at_level(logging.WARNING):
+        module.prepare_data()
+    paths = {c.path for name in SPLITS for c in read_manifest(run / "splits" / f"{name}.csv")}
+    assert not paths & {str(p) for p in conflicting}
+    assert len(paths & {str(p) for p in kept_one}) == 1
+    assert len(paths) == 6 * 3 + 3 - 4 - 1  # three copies added, five of the 21 dropped
+    warnings = [r.getMessage() for r in caplog.records if "repeats another" in r.getMessage()]
+    assert len(warnings) == 1 and all(str(p) in warnings[0] for p in conflicting + kept_one)

@@ -54,3 +54,43 @@ def test_download_from_a_dead_source_exits_1_with_what_to_do(tmp_path):
     assert "No source could list the corpus" in result.stderr
     assert "Rerun to resume" in result.stderr
     assert not list((tmp_path / "CREMA-D").glob("AudioWAV/*.wav"))
+
+
+TRAINING_ONLY = ("lightning", "pytorch_lightning", "wandb", "audiomentations", "librosa",
+                 "speech_emotion_recognition.data.datamodule")  # fmt: skip
+
+
+def imported(importtime_log: str) -> set[str]:
+    """Module names from `python -X importtime`'s lines (`import time: self | total | name`)."""
+    names = set()
+    for line in importtime_log.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def test_a_prediction_never_loads_training_machinery(tmp_path):
+    """The cold start of `inference.py` on one file (README: about 3.5 s) stays fast only while
+    nothing of training's stack is imported, through a module or a shared Hydra config."""
+    clip = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08" / "03-01-05-01-01-01-08.wav"
+    script = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
+    command = [sys.executable, "-X", "importtime", str(script), f"input={clip}",
+               f"output={tmp_path / 'out.csv'}", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = imported(result.stderr)
+    assert "speech_emotion_recognition.predictor" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in TRAINING_ONLY or m in TRAINING_ONLY)
+    assert not loaded, f"inference.py imported training-only modules: {loaded[:10]}"
+
+
+def test_the_server_never_loads_training_machinery(tmp_path):
+    from scripts.load_test import predict, running_server
+
+    clip = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08" / "03-01-05-01-01-01-08.wav"
+    with running_server(env={"PYTHONPROFILEIMPORTTIME": "1"}) as server:
+        assert predict(server.url, clip).status_code == 200
+        modules = imported(server.log.read_text())
+    assert "speech_emotion_recognition.serving.service" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in TRAINING_ONLY or m in TRAINING_ONLY)
+    assert not loaded, f"serve.py imported training-only modules: {loaded[:10]}"

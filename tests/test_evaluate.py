@@ -43,12 +43,14 @@ def test_report_end_to_end_on_a_labelled_folder(small_checkpoint, separable_corp
         ("pink", 0),
         ("babble", 10),
         ("babble", 0),
+        ("recorded", 10),
+        ("recorded", 0),
     ]
     for name in FIGURES:
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
     assert f"{results['accuracy']:.3f}" in report
-    assert "noise_robustness.png" in report
+    assert "noise_robustness.png" in report and "UrbanSound8K fold 2" in report
     # same seed, same noise: a second run gives the same numbers
     again = evaluate(compose_config("evaluate", tmp_path / "again", overrides))
     assert again["noise"] == results["noise"]
@@ -102,9 +104,10 @@ def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, opti
     run = tmp_path / "run"
     assert (run / "model.safetensors").is_file() and "test/acc" in results["test"]
     if option == "multi":
-        assert "val/ravdess/acc" in results["val"] and "val/tess/acc" not in results["val"]
+        assert {"val/cremad/acc", "val/ravdess/acc"} <= set(results["val"])
+        assert "val/tess/acc" not in results["val"]
     if option == "multi_all":
-        assert {"val/ravdess/acc", "val/urdu/acc"} <= set(results["val"])
+        assert {"val/cremad/acc", "val/ravdess/acc", "val/urdu/acc"} <= set(results["val"])
         assert "val/tess/acc" not in results["val"]  # TESS trains only
 
     cfg = compose_config("evaluate", tmp_path / "report", [
@@ -118,7 +121,7 @@ def test_each_data_option_trains_and_evaluates(make_cfg, corpora, tmp_path, opti
         == len(results and (run / "splits" / "test.csv").read_text().splitlines()) - 1
     )
     if option == "multi_all":
-        assert set(report["per_corpus"]) == {"ravdess", "urdu"}
+        assert set(report["per_corpus"]) == {"cremad", "ravdess", "urdu"}
 
 
 @pytest.mark.parametrize("noise_type", ["white", "pink", "babble"])

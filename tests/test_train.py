@@ -78,6 +78,7 @@ def run_cli(args: list[str], cwd) -> subprocess.CompletedProcess:
         [
             sys.executable,
             "train.py" if cwd != PROJECT_ROOT else "speech_emotion_recognition/train.py",
+            "augmentation=default",  # as in conftest.FAST: batch needs the NOISE corpus
             *args,
         ],
         cwd=cwd,
@@ -209,3 +210,14 @@ def test_same_seed_gives_identical_weights(make_cfg, separable_corpus, tmp_path)
     assert first.keys() == again.keys()
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_missing_noise_stops_with_the_command_to_get_it(make_cfg, separable_corpus, tmp_path):
+    from speech_emotion_recognition.train import train
+
+    absent = tmp_path / "NOISE" / "fold1"
+    cfg = make_cfg("data=folder", f"data.root={separable_corpus}", "augmentation=batch",
+                   f"model.batch_augment.background_dirs=[{absent}]")  # fmt: skip
+    with pytest.raises(Exception, match="dvc pull data/NOISE.dvc") as error:  # Hydra wraps it
+        train(cfg)
+    assert str(absent) in str(error.value)

@@ -16,13 +16,17 @@ from speech_emotion_recognition.preprocessing import audio_files
 log = logging.getLogger(__name__)
 
 DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md > Data."
+CREMAD_HINT = (
+    "Get it with `python scripts/download_cremad.py`, or import a copy already on this machine "
+    "with `python scripts/download_cremad.py source_dir=DIR` (README.md > CREMA-D)."
+)
 
 
-def _require_dir(root: str | Path) -> Path:
+def _require_dir(root: str | Path, hint: str = DATA_HINT) -> Path:
     """The corpus folder, absolute, so clip paths mean the same from any working directory."""
     root = Path(root).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"Dataset folder not found: {root}. {DATA_HINT}")
+        raise FileNotFoundError(f"Dataset folder not found: {root}. {hint}")
     return root
 
 
@@ -64,23 +68,30 @@ def cremad(
     votes: str | Path | None = None,
     votes_id_prefix: str = "1",
 ) -> list[Clip]:
-    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; sex from VideoDemographics.csv when given.
+    """CREMA-D `ActorID_Sentence_EMO_Level.wav`; the actors' sex from VideoDemographics.csv.
 
-    `label="perceived"` uses the crowd's majority vote instead of the acted emotion.
+    The metadata CSVs are looked for in `root` and the folder above it (CREMA-D/ holds them
+    beside AudioWAV/) unless given. `label="perceived"` uses the crowd's majority vote instead
+    of the acted emotion.
     """
+    root = _require_dir(root, CREMAD_HINT)
+    demographics = demographics or _beside(root, "VideoDemographics.csv")
+    votes = votes or _beside(root, "tabulatedVotes.csv")
     sexes: dict[str, str] = {}
     if demographics and Path(demographics).is_file():
         with open(demographics, newline="") as f:
             sexes = {row["ActorID"]: row["Sex"][:1].upper() for row in csv.DictReader(f)}
+    else:
+        log.warning("No VideoDemographics.csv beside %s: CREMA-D splits ignore sex", root)
     perceived = None
     if label == "perceived":
         if not votes or not Path(votes).is_file():
             raise FileNotFoundError(
-                f"data.label=perceived needs {votes}: run `python scripts/download_cremad.py`"
+                f"data.label=perceived needs tabulatedVotes.csv beside {root}. {CREMAD_HINT}"
             )
         perceived = perceived_labels(votes, votes_id_prefix)
     clips = []
-    for path in audio_files(_require_dir(root)):
+    for path in audio_files(root):
         parts = path.stem.split("_")
         if len(parts) != 4 or parts[2] not in CREMAD_CODES:
             continue
@@ -90,6 +101,10 @@ def cremad(
         actor = parts[0]
         clips.append(Clip(str(path), emotion, f"cremad_{actor}", "cremad", sexes.get(actor, "")))
     return clips
+
+
+def _beside(root: Path, name: str) -> Path | None:
+    return next((p for p in (root / name, root.parent / name) if p.is_file()), None)
 
 
 def emodb(root: str | Path) -> list[Clip]:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
+from speech_emotion_recognition.data.duplicates import drop_duplicates
 from speech_emotion_recognition.data.splits import split_corpora
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
@@ -112,11 +113,12 @@ class EmotionDataModule(L.LightningDataModule):
         return {name: self.manifest_dir / f"{name}.csv" for name in SPLITS}
 
     def prepare_data(self) -> None:
-        """Decode every clip once and write the split manifests (rank 0 only under DDP)."""
+        """Decode every clip once, drop repeated audio (duplicates.py) and write the split
+        manifests (rank 0 only under DDP)."""
         manifests = self._manifests()
         if all(p.exists() for p in manifests.values()):
             return
-        clips = self.cache.filter(self.clips(), self.num_workers)
+        clips = drop_duplicates(self.cache.filter(self.clips(), self.num_workers), self.cache.load)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
         splits = split_corpora(clips, self.split, self.seed, self.train_only)

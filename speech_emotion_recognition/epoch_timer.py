@@ -1,0 +1,31 @@
+"""Training throughput as a run sees it: clips per second over a whole epoch, from the first
+training batch to the end of validation (decoding, augmentation, features, steps, validation)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+
+
+class EpochThroughput(L.Callback):
+    """Logs `time/epoch_s` and `time/clips_per_s` (training clips of the epoch / its seconds)."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.clips = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.start, self.clips = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        self.clips += len(batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self.clips:
+            return
+        seconds = time.perf_counter() - self.start
+        module.log_dict({"time/epoch_s": seconds, "time/clips_per_s": self.clips / seconds})

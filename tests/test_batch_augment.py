@@ -1,0 +1,96 @@
+"""The batch augmentations (augmentation=batch): recorded noise at its SNR, coloured noise at its
+SNR, the mel-axis pitch shift, the masks, and training batches only."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.noise import recorded_noise
+from tests.audio import write
+from tests.conftest import compose_config
+
+RATE = 16000
+OFF = dict(shift_p=0.0, max_shift=0.5, low_pass_p=0.0, low_pass_hz=[4000.0, 8000.0],
+           high_pass_p=0.0, high_pass_hz=[60.0, 800.0], filter_order=2, noise_p=0.0,
+           snr_db=[5.0, 30.0], noise_decays_db=[0.0], gain_p=0.0, gain_db=[-6.0, 12.0])  # fmt: skip
+
+
+@pytest.fixture
+def noise_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):  # hum, hiss and clatter, 3 s each
+        t = np.arange(3 * RATE) / RATE
+        sound = 0.3 * np.sin(2 * np.pi * (50 + 200 * i) * t) + 0.05 * rng.standard_normal(len(t))
+        write(tmp_path / "NOISE" / f"sound{i}.flac", sound.astype(np.float32), RATE)
+    return tmp_path / "NOISE"
+
+
+def speech_batch(n: int = 8, seconds: float = 1.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * RATE)) / RATE
+    return torch.stack([0.2 * torch.sin(2 * torch.pi * (150 + 20 * i) * t) for i in range(n)])
+
+
+def snr_db(clean: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+    noise = mixed - clean
+    return 10 * torch.log10(clean.square().mean(1) / noise.square().mean(1))
+
+
+def test_recorded_noise_is_mixed_at_the_snr(noise_dir, tmp_path):
+    cache = str(tmp_path / "cache")
+    augment = BatchAugment(RATE, **OFF, background_p=1.0, background_snr_db=[10.0, 10.0],
+                           background_dirs=[str(noise_dir)], cache_dir=cache)  # fmt: skip
+    clean = speech_batch()
+    mixed = augment(clean)
+    assert torch.allclose(snr_db(clean, mixed), torch.full((8,), 10.0), atol=0.01)
+    assert len(list((tmp_path / "cache").glob("noise-*.npy"))) == 1  # decoded once, then read
+
+
+def test_coloured_noise_is_mixed_at_the_snr():
+    augment = BatchAugment(RATE, **{**OFF, "noise_p": 1.0, "snr_db": [20.0, 20.0],
+                                    "noise_decays_db": [0.0, -3.01, -6.02]})  # fmt: skip
+    clean = speech_batch()
+    assert torch.allclose(snr_db(clean, augment(clean)), torch.full((8,), 20.0), atol=0.05)
+
+
+def test_missing_noise_names_the_folder_and_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dvc pull data/NOISE.dvc") as error:
+        recorded_noise([tmp_path / "NOISE" / "urbansound8k"], RATE)
+    assert str(tmp_path / "NOISE" / "urbansound8k") in str(error.value)
+
+
+def test_pitch_warp_moves_energy_by_the_semitones():
+    augment = FeatureAugment(64, 60.0, 8000.0, pitch_p=1.0, semitones=[12.0, 12.0])
+    features = torch.zeros(1, 1, 64, 10)
+    source = int((augment.centres_hz - 500).abs().argmin())
+    features[..., source, :] = 1.0
+    peak = int(augment(features)[0, 0, :, 0].argmax())
+    assert augment.centres_hz[peak] / augment.centres_hz[source] == pytest.approx(2.0, rel=0.06)
+
+
+def test_masks_zero_bands_and_spans_of_at_most_their_width():
+    augment = FeatureAugment(64, 60.0, 8000.0, freq_masks=1, freq_width=8, time_masks=1,
+                             time_width=20)  # fmt: skip
+    masked = augment(torch.ones(16, 1, 64, 128))
+    rows = (masked == 0).all(dim=3).sum(dim=(1, 2))
+    assert (rows <= 8).all() and rows.sum() > 0
+
+
+def test_noise_reaches_training_batches_only(noise_dir, tmp_path):
+    cfg = compose_config("train", tmp_path, ["model=small", "augmentation=batch",
+                         f"model.batch_augment.background_dirs=[{noise_dir}]",
+                         f"model.batch_augment.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+    from hydra.utils import instantiate
+
+    module = instantiate(cfg.model, class_names=list(EMOTIONS))
+    torch.manual_seed(0)
+    batch = (speech_batch(4, 5.0), torch.zeros(4, dtype=torch.long))
+    for training, changed in ((False, False), (True, True)):
+        module._trainer = SimpleNamespace(training=training)
+        waveforms = module.on_after_batch_transfer(batch, 0)[0]
+        assert (not torch.equal(waveforms, batch[0])) == changed, training
