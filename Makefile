@@ -3,6 +3,7 @@
 #   make test    environment + RAVDESS and NOISE from DVC + the whole test suite
 #   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
 #   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
+#   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
 VENV := .venv
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data data-multi train test lint format lock repro cv seeds serve
+.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -41,6 +42,12 @@ cv: data
 # Seed spread of the same recipe on one split (data.seed stays 42).
 seeds: data
 	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small seed=1,2,3 $(ARGS)
+
+# Cross-corpus: the CPU recipe on the English mix, each corpus held out in turn (summary.md in
+# the sweep folder); needs `make data-multi`.
+xcorpus: data-multi
+	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small split=leave_corpus_out \
+		split.held_out=cremad,ravdess,tess $(ARGS)
 
 serve: data
 	$(PY) speech_emotion_recognition/serve.py $(ARGS)

@@ -414,3 +414,21 @@ def test_repeated_audio_is_dropped_with_one_warning(make_cfg, tmp_path, caplog):
     assert len(paths) == 6 * 3 + 3 - 4 - 1  # three copies added, five of the 21 dropped
     warnings = [r.getMessage() for r in caplog.records if "repeats another" in r.getMessage()]
     assert len(warnings) == 1 and all(str(p) in warnings[0] for p in conflicting + kept_one)
+
+
+def test_leave_corpus_out_tests_on_all_of_the_held_out_corpus(make_cfg, tmp_path):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
+    sizes = {"cremad": 6 * 6, "ravdess": 6 * 6, "tess": 2 * 2 * 6}
+    for held_out, size in sizes.items():
+        run = tmp_path / held_out
+        cfg = make_cfg("data=multi", f"data.root={root}", "split=leave_corpus_out",
+                       f"split.held_out={held_out}", output_dir=run)  # fmt: skip
+        hydra.utils.instantiate(cfg.data).setup()
+        parts = {name: read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS}
+        assert {c.corpus for c in parts["test"]} == {held_out} and len(parts["test"]) == size
+        assert held_out not in {c.corpus for c in parts["train"] + parts["val"]}
+        assert parts["val"] and {c.corpus for c in parts["val"]} <= set(sizes) - {held_out, "tess"}
+    cfg = make_cfg("data=multi", f"data.root={root}", "split=leave_corpus_out",
+                   "split.held_out=urdu", output_dir=tmp_path / "urdu")  # fmt: skip
+    with pytest.raises(ValueError, match="not a corpus of this data option; it has cremad"):
+        hydra.utils.instantiate(cfg.data).setup()

@@ -52,6 +52,7 @@ def test_crop_or_pad():
 
 def test_augmentations_keep_shape_and_stay_finite():
     cfg = config(
+        "augmentation=default",
         "augmentation.transforms.shift.p=1",
         "augmentation.transforms.pitch.p=1",
         "augmentation.transforms.gain.p=1",

@@ -96,7 +96,30 @@ def split_random(
     return {name: sorted(part, key=lambda c: c.path) for name, part in parts.items()}
 
 
-SPLITTERS = {"speaker": split_by_speaker, "kfold": split_kfold, "random": split_random}
+def split_leave_corpus_out(
+    clips: Sequence[Clip], held_out: str, val: float, seed: int
+) -> dict[str, list[Clip]]:
+    """Cross-corpus: the corpus `held_out` is the whole test set; any other corpus trains, with
+    a fraction `val` of its speakers (drawn per sex) for validation, so model selection never
+    sees the held-out corpus."""
+    if clips[0].corpus == held_out:
+        return {"train": [], "val": [], "test": list(clips)}
+    rng = random.Random(seed)
+    assignment: dict[str, str] = {}
+    for _, speakers in sorted(_speakers_by_sex(clips).items()):
+        rng.shuffle(speakers)
+        train, validation = _take(speakers, (val,))
+        assignment.update(dict.fromkeys(train, "train"))
+        assignment.update(dict.fromkeys(validation, "val"))
+    return _assign(clips, assignment)
+
+
+SPLITTERS = {
+    "speaker": split_by_speaker,
+    "kfold": split_kfold,
+    "random": split_random,
+    "leave_corpus_out": split_leave_corpus_out,
+}
 
 
 def split_corpora(
@@ -105,13 +128,20 @@ def split_corpora(
     """Split each corpus on its own, so mixing corpora never moves one corpus's test speakers.
 
     `split` is the split config: `kind` picks the splitter, the other keys are its arguments.
-    Corpora named in `train_only` (e.g. TESS, with two speakers) go to training whole.
+    Corpora named in `train_only` (e.g. TESS, with two speakers) go to training whole, unless
+    a leave-corpus-out split holds them out.
     """
     kind, params = split["kind"], {k: v for k, v in split.items() if k != "kind"}
+    corpora = sorted({c.corpus for c in clips})
+    if kind == "leave_corpus_out" and params["held_out"] not in corpora:
+        raise ValueError(
+            f"split.held_out={params['held_out']} is not a corpus of this data option; "
+            f"it has {', '.join(corpora)}."
+        )
     parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
-    for corpus in sorted({c.corpus for c in clips}):
+    for corpus in corpora:
         members = [c for c in clips if c.corpus == corpus]
-        if corpus in train_only:
+        if corpus in train_only and split.get("held_out") != corpus:
             parts["train"].extend(members)
             continue
         if all(c.split for c in members):  # the corpus fixes its own split
