@@ -149,7 +149,8 @@ def train(cfg: DictConfig) -> dict:
         if not best:
             log.warning("No best checkpoint was saved; evaluating the final weights.")
         ckpt = best or None
-        results["best_checkpoint"] = best
+        # relative to the run folder: a report copied from it names no folder of this machine
+        results["best_checkpoint"] = best and os.path.relpath(best, cfg.paths.output_dir)
         results["val"] = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)[0]
         results["test"] = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)[0]
         results["confusion"] = model.confusion_counts

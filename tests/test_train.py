@@ -37,7 +37,8 @@ def test_small_model_learns_separable_classes(make_cfg, separable_corpus, tmp_pa
         "csv/metrics.csv",
     ):
         assert (run / name).is_file(), name
-    best = EmotionRecognitionModule.load_from_checkpoint(results["best_checkpoint"])
+    assert results["best_checkpoint"].startswith("checkpoints/")  # relative to the run
+    best = EmotionRecognitionModule.load_from_checkpoint(run / results["best_checkpoint"])
     assert best.hparams.features["n_mels"] == 64
     assert torch.allclose(torch.tensor(best.hparams.class_weights[:1]), torch.tensor([1.0]))
 
