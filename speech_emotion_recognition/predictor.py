@@ -192,7 +192,8 @@ def cut_windows(path: str, audio: np.ndarray, sample_rate: int, speech: SpeechCo
     return Windows(path, windows, spans, n_samples=len(audio))
 
 
-def _single(items: list[Windows]) -> Windows:
+def first_item(items: list[Windows]) -> Windows:
+    """The collate function of one-file batches: the file's Windows as they are."""
     return items[0]
 
 
@@ -215,7 +216,7 @@ def predict_files(
     loader = DataLoader(
         WindowedFiles(paths, predictor.sample_rate, speech),
         batch_size=1,
-        collate_fn=_single,
+        collate_fn=first_item,
         num_workers=num_workers,
     )
     pending: list[Windows] = []
