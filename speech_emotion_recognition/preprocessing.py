@@ -67,7 +67,7 @@ def decode(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int
             parts += [converted.to_ndarray() for converted in to_float.resample(None)]
     except AudioError:
         raise
-    except (av.FFmpegError, ValueError, IndexError) as error:  # corrupt or non-audio input
+    except (av.FFmpegError, ValueError) as error:  # corrupt or non-audio input
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise UnreadableAudio(reason) from error
     if not parts:
