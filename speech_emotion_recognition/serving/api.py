@@ -129,6 +129,27 @@ def create_app(
 
     api_routes = [r for r in app.routes if not isinstance(r, Mount)]
 
+    app = mount_page(app, service, page_files, examples, sweep_seconds)
+    app.add_middleware(MethodCheck, routes=api_routes)
+    app.add_middleware(PagePaths, files=page_files, max_bytes=PAGE_JSON_BYTES)
+    detail = f"upload too large: over the limit of {service.limits.max_megabytes:g} MB"
+    app.add_middleware(
+        BodyLimit, max_bytes=service.limits.max_bytes + MULTIPART_SLACK, detail=detail
+    )
+    return app
+
+
+def mount_page(
+    app: FastAPI,
+    service: EmotionService,
+    page_files: PageFiles,
+    examples: Sequence[str],
+    sweep_seconds: float,
+) -> FastAPI:
+    """The Gradio page at `/`: its files in `page_files`, swept every `sweep_seconds` while the
+    app runs, its malformed requests answered 400 instead of 500, Gradio's API for programs
+    closed."""
+
     def closed() -> JSONResponse:
         """Gradio's API for programs calls the page's functions by name; here the page's one
         function is the page's alone, and programs use `POST /predict`."""
@@ -175,10 +196,4 @@ def create_app(
         log.warning("refused a malformed page request (%s: %s)", type(exc).__name__, exc)
         return error(400, "malformed request")
 
-    app.add_middleware(MethodCheck, routes=api_routes)
-    app.add_middleware(PagePaths, files=page_files, max_bytes=PAGE_JSON_BYTES)
-    detail = f"upload too large: over the limit of {service.limits.max_megabytes:g} MB"
-    app.add_middleware(
-        BodyLimit, max_bytes=service.limits.max_bytes + MULTIPART_SLACK, detail=detail
-    )
     return app
