@@ -34,7 +34,7 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import audio_files
+from speech_emotion_recognition.preprocessing import input_files
 from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def run(cfg: DictConfig) -> int:
     shards = output.with_name(f"{output.name}.shards")
     shards.mkdir(parents=True, exist_ok=True)
     done = {r["path"] for r in read_rows(sorted(shards.glob("rank-*.csv")))}
-    paths = [str(source)] if source.is_file() else [str(p) for p in audio_files(source)]
+    paths = input_files(source)
     todo = [p for p in paths if p not in done]
     log.info("%d files, %d already in %s, %d to predict", len(paths), len(done), shards, len(todo))
     module = FilePredictions(str(cfg.ckpt), str(cfg.precision), cfg.batch_size)

@@ -34,7 +34,7 @@ from speech_emotion_recognition.predictor import (
     resolve_precision,
     segment_rows,
 )
-from speech_emotion_recognition.preprocessing import audio_files
+from speech_emotion_recognition.preprocessing import input_files
 from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run(cfg: DictConfig) -> int:
     if error := checkpoint_error(ckpt):
         log.error(error)
         return 2
-    paths = [str(source)] if source.is_file() else [str(p) for p in audio_files(source)]
+    paths = input_files(source)
     if not paths:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1

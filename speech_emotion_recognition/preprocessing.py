@@ -28,6 +28,11 @@ def audio_files(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
+def input_files(source: Path) -> list[str]:
+    """What a prediction command reads: the file itself, or every audio file below a folder."""
+    return [str(source)] if source.is_file() else [str(p) for p in audio_files(source)]
+
+
 class UnreadableAudio(AudioError):
     """Not audio, or audio no decoder here understands; `reason` says what the decoder said."""
 
