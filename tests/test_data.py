@@ -274,6 +274,24 @@ def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
     assert len(parts["train"]) == len(clips)
 
 
+def test_test_only_corpora_go_to_test_whole_and_leave_the_others_split_unchanged():
+    def corpus(name: str, speakers: int) -> list[Clip]:
+        return [
+            Clip(f"/{name}/{s}_{i}.wav", i % 6, f"{name}_{s}", name, "MF"[s % 2])
+            for s in range(speakers)
+            for i in range(6)
+        ]
+
+    clips = corpus("big", 10) + corpus("unseen", 4)
+    split = {"kind": "speaker", "val": 0.1, "test": 0.1}
+    parts = split_corpora(clips, split, seed=3, test_only=["unseen"])
+    alone = split_corpora(corpus("big", 10), split, seed=3)
+    assert [c for c in parts["test"] if c.corpus == "unseen"] == corpus("unseen", 4)
+    assert all(c.corpus == "big" for c in parts["train"] + parts["val"])
+    for name in SPLITS:
+        assert [c for c in parts[name] if c.corpus == "big"] == alone[name]
+
+
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.write_text("\n".join([header, *rows]) + "\n")
     return path

@@ -80,6 +80,7 @@ class EmotionDataModule(L.LightningDataModule):
         augment: Callable[..., np.ndarray] | None = None,
         label: str | None = None,
         train_only: Sequence[str] = (),
+        test_only: Sequence[str] = (),
         in_memory: bool = False,
         corpus_weights: Mapping[str, float] | None = None,
     ) -> None:
@@ -97,6 +98,7 @@ class EmotionDataModule(L.LightningDataModule):
         self.seed = seed
         self.augment = augment
         self.train_only = list(train_only)
+        self.test_only = list(test_only)
         self.in_memory = in_memory
         self.corpus_weights = dict(corpus_weights or {})
         self.splits: dict[str, list[Clip]] = {}
@@ -121,7 +123,7 @@ class EmotionDataModule(L.LightningDataModule):
         clips = drop_duplicates(self.cache.filter(self.clips(), self.num_workers), self.cache.load)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
-        splits = split_corpora(clips, self.split, self.seed, self.train_only)
+        splits = split_corpora(clips, self.split, self.seed, self.train_only, self.test_only)
         for name, path in manifests.items():
             write_manifest(splits[name], path)
         sizes = ", ".join(f"{n} {len(splits[n])}" for n in SPLITS)

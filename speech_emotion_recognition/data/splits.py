@@ -123,13 +123,18 @@ SPLITTERS = {
 
 
 def split_corpora(
-    clips: Sequence[Clip], split: Mapping, seed: int, train_only: Sequence[str] = ()
+    clips: Sequence[Clip],
+    split: Mapping,
+    seed: int,
+    train_only: Sequence[str] = (),
+    test_only: Sequence[str] = (),
 ) -> dict[str, list[Clip]]:
     """Split each corpus on its own, so mixing corpora never moves one corpus's test speakers.
 
     `split` is the split config: `kind` picks the splitter, the other keys are its arguments.
     Corpora named in `train_only` (e.g. TESS, with two speakers) go to training whole, unless
-    a leave-corpus-out split holds them out.
+    a leave-corpus-out split holds them out; corpora in `test_only` go to the test set whole
+    (an unseen corpus measured beside the others' own test speakers, as the ablation does).
     """
     kind, params = split["kind"], {k: v for k, v in split.items() if k != "kind"}
     corpora = sorted({c.corpus for c in clips})
@@ -141,6 +146,9 @@ def split_corpora(
     parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
     for corpus in corpora:
         members = [c for c in clips if c.corpus == corpus]
+        if corpus in test_only:
+            parts["test"].extend(members)
+            continue
         if corpus in train_only and split.get("held_out") != corpus:
             parts["train"].extend(members)
             continue
