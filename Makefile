@@ -4,6 +4,7 @@
 #   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
 #   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
 #   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
+#   make ablation every generalisation lever on and off, 2 seeds each, and its table
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
 VENV := .venv
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus serve
+.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -48,6 +49,15 @@ seeds: data
 xcorpus: data-multi
 	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small split=leave_corpus_out \
 		split.held_out=cremad,ravdess,tess $(ARGS)
+
+# One multirun per arm (conf/ablation/), then reports/ablation/ablation.md (scripts/ablation.py).
+ABLATION_ARMS := base no_background masks mixup smoothing speed reverb balanced
+ablation: data-multi
+	for arm in $(ABLATION_ARMS); do \
+		$(PY) speech_emotion_recognition/train.py -m experiment=ablation ablation=$$arm \
+			seed=1,2 hydra.sweep.dir=logs/ablation/$$arm $(ARGS) || exit 1; \
+	done
+	$(PY) scripts/ablation.py logs/ablation reports/ablation
 
 serve: data
 	$(PY) speech_emotion_recognition/serve.py $(ARGS)

@@ -2,9 +2,10 @@
 
 DataLoader workers cannot keep up with the network when every clip goes through audiomentations
 one by one (pitch shift alone costs 30 ms a clip here); these run as a few tensor operations per
-batch instead, each clip drawing its own parameters. `BatchAugment` works on waveforms (time
-shift, low/high-pass, coloured noise, recorded background noise, gain); `FeatureAugment` on the
-log-mel (a pitch shift as a warp of the mel axis, SpecAugment's frequency and time masks).
+batch instead, each clip drawing its own parameters. `BatchAugment` works on waveforms (speed,
+time shift, room reverberation, low/high-pass, coloured noise, recorded background noise, gain);
+`FeatureAugment` on the log-mel (a pitch shift as a warp of the mel axis, SpecAugment's
+frequency and time masks); `mixup` mixes clips and their targets.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 
 from speech_emotion_recognition.noise import recorded_noise
+from speech_emotion_recognition.rooms import room_bank
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
@@ -31,7 +34,9 @@ class BatchAugment(nn.Module):
     """(B, samples) -> (B, samples), in fp32; filters are Butterworth magnitudes in the FFT domain.
 
     Noise colours are given as spectral slopes in dB per octave (0 white, -3.01 pink, -6.02
-    brown), as audiomentations' AddColorNoise takes them.
+    brown), as audiomentations' AddColorNoise takes them. Speed perturbation resamples a clip
+    by one of `speeds` (tempo and pitch together, as Kaldi's recipes do); reverberation
+    convolves it with one of `reverb_rooms` simulated rooms (rooms.py) at its own loudness.
     """
 
     def __init__(
@@ -53,9 +58,21 @@ class BatchAugment(nn.Module):
         background_snr_db: Sequence[float] = (0.0, 20.0),
         background_dirs: Sequence[str] = (),
         cache_dir: str | None = None,
+        speed_p: float = 0.0,
+        speeds: Sequence[float] = (0.9, 1.1),
+        reverb_p: float = 0.0,
+        reverb_rt60_s: Sequence[float] = (0.2, 0.8),
+        reverb_rooms: int = 100,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
+        self.speed_p, self.speeds = speed_p, tuple(speeds)
+        self.reverb_p = reverb_p
+        rooms = torch.zeros(0, 0)
+        if reverb_p > 0:
+            bank = room_bank(reverb_rooms, sample_rate, reverb_rt60_s, 1.0, 0, cache_dir)
+            rooms = torch.from_numpy(bank)
+        self.register_buffer("rooms", rooms, persistent=False)
         self.shift_p, self.max_shift = shift_p, max_shift
         self.low_pass_p, self.low_pass_hz = low_pass_p, tuple(low_pass_hz)
         self.high_pass_p, self.high_pass_hz = high_pass_p, tuple(high_pass_hz)
@@ -68,6 +85,37 @@ class BatchAugment(nn.Module):
         if background_p > 0:
             bank = torch.from_numpy(recorded_noise(background_dirs, sample_rate, cache_dir))
         self.register_buffer("bank", bank, persistent=False)  # never in a checkpoint
+
+    def speed(self, x: torch.Tensor) -> torch.Tensor:
+        """Each chosen clip played `factor` times as fast (resampled), cut or zero-padded back
+        to its length; one resampling per factor drawn in the batch."""
+        if self.speed_p <= 0:
+            return x
+        n, length = x.shape
+        chosen = _chosen(n, self.speed_p, x).view(-1).cpu()
+        factors = torch.tensor(self.speeds)[torch.randint(len(self.speeds), (n,))]
+        out = x.clone()
+        for factor in sorted(set(factors[chosen].tolist()) - {1.0}):
+            rows = torch.nonzero(chosen & (factors == factor)).view(-1).to(x.device)
+            played = AF.resample(x[rows], round(self.sample_rate * factor), self.sample_rate)
+            out[rows] = F.pad(played, (0, max(0, length - played.shape[1])))[:, :length]
+        return out
+
+    def reverb(self, x: torch.Tensor) -> torch.Tensor:
+        """Each chosen clip convolved with a random simulated room, at the clip's own RMS."""
+        if self.reverb_p <= 0:
+            return x
+        n, length = x.shape
+        rows = torch.nonzero(_chosen(n, self.reverb_p, x).view(-1)).view(-1)
+        if len(rows) == 0:
+            return x
+        rooms = self.rooms[torch.randint(len(self.rooms), (len(rows),), device=x.device)]
+        wet = AF.fftconvolve(x[rows], rooms)[:, :length]
+        dry_rms = x[rows].square().mean(dim=1, keepdim=True).sqrt()
+        wet_rms = wet.square().mean(dim=1, keepdim=True).sqrt().clamp_min(1e-9)
+        out = x.clone()
+        out[rows] = wet * dry_rms / wet_rms
+        return out
 
     def shift(self, x: torch.Tensor) -> torch.Tensor:
         """Move each chosen clip by up to `max_shift` of its length, filling with zeros (no
@@ -153,7 +201,8 @@ class BatchAugment(nn.Module):
     @torch.autocast("cuda", enabled=False)
     @torch.autocast("cpu", enabled=False)
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.gain(self.background(self.filter_and_noise(self.shift(waveforms.float()))))
+        x = self.reverb(self.shift(self.speed(waveforms.float())))
+        return self.gain(self.background(self.filter_and_noise(x)))
 
 
 def _mel(hz: torch.Tensor) -> torch.Tensor:
@@ -228,3 +277,17 @@ class FeatureAugment(nn.Module):
         if self.time_masks and self.time_width:
             x = self.mask(x, 3, self.time_masks, self.time_width)
         return x
+
+
+def mixup(
+    features: torch.Tensor, targets: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al., 2018): each clip blended with another of the batch, weight
+    lambda ~ Beta(alpha, alpha) per clip, and the class probabilities (B, n_classes) alike."""
+    n = features.shape[0]
+    weight = torch.distributions.Beta(alpha, alpha).sample((n,)).to(features.device)
+    # The larger weight on the clip itself, so each row stays mostly its own clip.
+    weight = torch.maximum(weight, 1 - weight)
+    partner = torch.randperm(n, device=features.device)
+    mixed = torch.lerp(features[partner], features, weight.view(-1, *[1] * (features.dim() - 1)))
+    return mixed, torch.lerp(targets[partner], targets, weight.view(-1, 1))

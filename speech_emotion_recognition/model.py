@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 from torchmetrics import MetricCollection
@@ -21,7 +22,7 @@ from torchmetrics.classification import (
 )
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment
+from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment, mixup
 from speech_emotion_recognition.loss import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
 from speech_emotion_recognition.predictor import HPARAMS_KEY, EmotionClassifier
@@ -70,6 +71,8 @@ class EmotionRecognitionModule(L.LightningModule):
         batch_augment: dict | None = None,
         feature_augment: dict | None = None,
         corpora: Sequence[str] | None = None,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -84,6 +87,8 @@ class EmotionRecognitionModule(L.LightningModule):
                 "batch_augment": _plain(batch_augment),
                 "feature_augment": _plain(feature_augment),
                 "corpora": list(corpora or []),
+                "label_smoothing": label_smoothing,
+                "mixup_alpha": mixup_alpha,
             }
         )
         n_classes = len(class_names)
@@ -97,7 +102,7 @@ class EmotionRecognitionModule(L.LightningModule):
             if feature_augment
             else None
         )
-        self.criterion = FocalLoss(gamma, class_weights)
+        self.criterion = FocalLoss(gamma, class_weights, label_smoothing)
         # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
         self.metrics = torch.nn.ModuleDict(
             {f"{stage}_": stage_metrics(n_classes, stage) for stage in ("train", "val", "test")}
@@ -130,10 +135,14 @@ class EmotionRecognitionModule(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         waveforms, labels, *rest = batch
         features = self.features(waveforms)
+        targets = labels
         if stage == "train" and self.feature_augment is not None:
             features = self.feature_augment(features)
+        if stage == "train" and self.hparams.mixup_alpha > 0:
+            one_hot = F.one_hot(labels, len(self.hparams.class_names)).float()
+            features, targets = mixup(features, one_hot, self.hparams.mixup_alpha)
         logits = self.net(features)
-        loss = self.criterion(logits, labels)
+        loss = self.criterion(logits, targets)
         predictions = logits.argmax(dim=-1)
         self.metrics[f"{stage}_"].update(predictions, labels)
         if rest and stage != "train" and self.corpus_metrics:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +71,29 @@ def recorded_noise(
         raise FileNotFoundError(f"No audio in {', '.join(map(str, folders))}. {NOISE_HINT}")
     listing = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
     key = hashlib.sha1(f"{listing}|{sample_rate}".encode()).hexdigest()
-    cached = Path(cache_dir) / f"noise-{key}.npy" if cache_dir else None
+    return cached_array(
+        cache_dir,
+        f"noise-{key}.npy",
+        lambda: np.concatenate([load_audio(str(f), sample_rate) for f in files]).astype(np.float16),
+    )
+
+
+def cached_array(
+    cache_dir: str | Path | None, name: str, make: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """`cache_dir/name` if it is there, else `make()`, saved there atomically (concurrent runs
+    never read half a file); without a cache folder, `make()` every time."""
+    cached = Path(cache_dir) / name if cache_dir else None
     if cached and cached.is_file():
         return np.load(cached)
-    bank = np.concatenate([load_audio(str(f), sample_rate) for f in files]).astype(np.float16)
+    array = make()
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            np.save(f, bank, allow_pickle=False)
+            np.save(f, array, allow_pickle=False)
         os.replace(tmp, cached)
-    return bank
+    return array
 
 
 def recording_crop(bank: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -3,15 +3,17 @@ SNR, the mel-axis pitch shift, the masks, and training batches only."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment
+from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment, mixup
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.noise import recorded_noise
+from speech_emotion_recognition.rooms import room_bank
 from tests.audio import write
 from tests.conftest import compose_config
 
@@ -64,6 +66,48 @@ def test_missing_noise_names_the_folder_and_the_command(tmp_path):
     assert str(tmp_path / "NOISE" / "urbansound8k") in str(error.value)
 
 
+def peak_hz(x: torch.Tensor) -> float:
+    return float(torch.fft.rfft(x).abs().argmax()) * RATE / len(x)
+
+
+def test_speed_perturbation_plays_clips_faster_or_slower_at_their_length():
+    t = torch.arange(RATE) / RATE
+    tone = torch.sin(2 * torch.pi * 1000 * t).repeat(4, 1)
+    for factor in (0.9, 1.1):
+        played = BatchAugment(RATE, **OFF, speed_p=1.0, speeds=[factor])(tone)
+        assert played.shape == tone.shape
+        speeding = slice(0, int(RATE / factor) - 100)  # the part before any zero padding
+        assert peak_hz(played[0, speeding]) == pytest.approx(1000 * factor, abs=3)
+
+
+def test_reverb_spreads_a_click_over_the_room_at_its_loudness(tmp_path):
+    cache = str(tmp_path / "cache")
+    rooms = room_bank(3, RATE, (0.5, 0.5), 1.0, 0, cache)
+    assert np.allclose((rooms**2).sum(axis=1), 1.0, atol=1e-4)
+    assert (np.abs(rooms).argmax(axis=1) == 0).all()  # each starts at its direct path
+    assert np.array_equal(room_bank(3, RATE, (0.5, 0.5), 1.0, 0, cache), rooms)  # read back
+    click = torch.zeros(2, RATE)
+    click[:, 1000] = 1.0
+    augment = BatchAugment(RATE, **OFF, reverb_p=1.0, reverb_rt60_s=[0.5, 0.5], reverb_rooms=3,
+                           cache_dir=cache)  # fmt: skip
+    wet = augment(click)
+    assert torch.allclose(wet.square().mean(1), click.square().mean(1), rtol=1e-4)
+    tail = wet[:, 1000 + RATE // 20 :].square().sum(1) / wet.square().sum(1)
+    assert (tail > 0.01).all()  # energy arriving after 50 ms: the room, not the dry click
+    assert len(list(Path(cache).glob("rooms-*.npy"))) == 1
+
+
+def test_mixup_blends_clips_and_targets_with_the_same_weights():
+    torch.manual_seed(0)
+    targets = torch.eye(6)[torch.tensor([0, 1, 2, 3, 4, 5, 0, 1])]
+    features = targets.view(8, 1, 6, 1).clone()  # features that record their own target
+    mixed, mixed_targets = mixup(features, targets, alpha=0.4)
+    assert torch.allclose(mixed.view(8, 6), mixed_targets)
+    assert torch.allclose(mixed_targets.sum(1), torch.ones(8))
+    assert (mixed_targets[targets.bool()] >= 0.5).all()  # each row mostly its own clip
+    assert not torch.equal(mixed_targets, targets)
+
+
 def test_pitch_warp_moves_energy_by_the_semitones():
     augment = FeatureAugment(64, 60.0, 8000.0, pitch_p=1.0, semitones=[12.0, 12.0])
     features = torch.zeros(1, 1, 64, 10)
@@ -94,3 +138,21 @@ def test_noise_reaches_training_batches_only(noise_dir, tmp_path):
         module._trainer = SimpleNamespace(training=training)
         waveforms = module.on_after_batch_transfer(batch, 0)[0]
         assert (not torch.equal(waveforms, batch[0])) == changed, training
+
+
+def test_mixup_and_smoothing_reach_the_training_loss_only(tmp_path):
+    cfg = compose_config("train", tmp_path, ["model=small", "augmentation=none",
+                         "model.mixup_alpha=0.4", "model.label_smoothing=0.1"])  # fmt: skip
+    from hydra.utils import instantiate
+
+    module = instantiate(cfg.model, class_names=list(EMOTIONS))
+    module.log = module.log_dict = lambda *args, **kwargs: None
+    seen = []
+    module.criterion.register_forward_hook(lambda _, inputs, __: seen.append(inputs[1]))
+    batch = (speech_batch(4, 1.0), torch.tensor([0, 1, 2, 3]))
+    module._step(batch, "train")
+    module._step(batch, "val")
+    train_targets, val_targets = seen
+    assert train_targets.shape == (4, 6) and torch.allclose(train_targets.sum(1), torch.ones(4))
+    assert torch.equal(val_targets, batch[1])
+    assert module.criterion.label_smoothing == 0.1

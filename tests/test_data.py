@@ -1,6 +1,7 @@
 import logging
 import re
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import hydra
@@ -343,6 +344,21 @@ def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
     drawn = [loader.dataset.clips[i].corpus for i in loader.sampler]
     assert len(drawn) == len(module.splits["train"])
     assert "tess" not in drawn and {"ravdess", "urdu"} <= set(drawn)
+
+
+def test_balance_corpora_gives_each_corpus_an_equal_share(make_cfg, tmp_path):
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
+    cfg = make_cfg("data=multi_all", f"data.root={root}", "data.balance_corpora=true")
+    module = hydra.utils.instantiate(cfg.data)
+    module.setup()
+    loader = module.train_dataloader()
+    weights = loader.sampler.weights
+    shares = Counter()
+    for clip, weight in zip(loader.dataset.clips, weights.tolist(), strict=True):
+        shares[clip.corpus] += weight
+    sizes = Counter(c.corpus for c in loader.dataset.clips)
+    assert len(set(sizes.values())) > 1  # corpora of different sizes
+    assert all(share == pytest.approx(1.0) for share in shares.values())
 
 
 def test_augmentations_only_touch_training_items(tmp_path):

@@ -40,3 +40,14 @@ def test_inverse_frequency_weights():
 
 def test_balanced_classes_get_equal_weights():
     assert inverse_frequency_weights([0, 1, 2, 0, 1, 2], 3) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_probability_targets_equal_class_targets_and_smoothing_matches_torch(batch):
+    logits, target = batch
+    weight = [0.5, 1.0, 2.0, 1.5, 0.25, 0.75]
+    one_hot = F.one_hot(target, 6).float()
+    for loss in (FocalLoss(2.0), FocalLoss(2.0, weight)):
+        assert torch.allclose(loss(logits, one_hot), loss(logits, target))
+    smoothed = F.cross_entropy(logits, target, label_smoothing=0.1)
+    assert torch.allclose(FocalLoss(0.0, label_smoothing=0.1)(logits, target), smoothed)
+    assert not torch.allclose(FocalLoss(0.0)(logits, target), smoothed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class EmotionDataModule(L.LightningDataModule):
         test_only: Sequence[str] = (),
         in_memory: bool = False,
         corpus_weights: Mapping[str, float] | None = None,
+        balance_corpora: bool = False,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -101,6 +103,7 @@ class EmotionDataModule(L.LightningDataModule):
         self.test_only = list(test_only)
         self.in_memory = in_memory
         self.corpus_weights = dict(corpus_weights or {})
+        self.balance_corpora = balance_corpora
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -157,7 +160,8 @@ class EmotionDataModule(L.LightningDataModule):
         dataset = EmotionDataset(
             self.splits[name], self.cache, self.n_samples, train, self.augment, self.corpora()
         )
-        sampler = self._weighted_sampler(dataset) if train and self.corpus_weights else None
+        weighted = self.corpus_weights or self.balance_corpora
+        sampler = self._weighted_sampler(dataset) if train and weighted else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -171,8 +175,12 @@ class EmotionDataModule(L.LightningDataModule):
 
     def _weighted_sampler(self, dataset: EmotionDataset) -> WeightedRandomSampler:
         """Each corpus's share of an epoch scaled by its weight (default 1), clips drawn with
-        replacement, so a large easy corpus does not drown a small hard one."""
-        weights = [self.corpus_weights.get(c.corpus, 1.0) for c in dataset.clips]
+        replacement, so a large easy corpus does not drown a small hard one; with
+        `balance_corpora` the shares start equal instead of proportional to corpus size."""
+        sizes = Counter(c.corpus for c in dataset.clips) if self.balance_corpora else Counter()
+        weights = [
+            self.corpus_weights.get(c.corpus, 1.0) / sizes.get(c.corpus, 1) for c in dataset.clips
+        ]
         generator = torch.Generator().manual_seed(self.seed)
         return WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
 
