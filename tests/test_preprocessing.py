@@ -120,3 +120,14 @@ def test_features_are_per_clip_not_per_batch(features):
     together = features(torch.stack([loud, loud * 1e-3]))
     alone = features((loud * 1e-3)[None])
     assert torch.allclose(together[1], alone[0], atol=1e-4)
+
+
+def test_features_ignore_loudness_so_loudness_normalisation_is_built_in(features):
+    """The dB are taken above each clip's own floor and standardised per clip: a clip 40 dB
+    quieter or 12 dB louder gives the same features (why the ablation has no loudness arm)."""
+    rng = np.random.default_rng(4)
+    voice = torch.from_numpy(tone(180, 3.0, 16000, rng)[:, 0])
+    voice = voice + 0.01 * torch.randn(len(voice), generator=torch.Generator().manual_seed(0))
+    reference = features(voice[None])
+    for gain in (0.01, 4.0):
+        assert torch.allclose(features((voice * gain)[None]), reference, atol=1e-3)
