@@ -5,6 +5,7 @@
 #   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
 #   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
 #   make ablation every generalisation lever on and off, 2 seeds each, and its table
+#   make field   the field's protocols: RAVDESS 8 classes 5-fold, URDU from scratch vs fine-tuned
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
 VENV := .venv
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation serve
+.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation field serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -58,6 +59,18 @@ ablation: data-multi
 			seed=1,2 hydra.sweep.dir=logs/ablation/$$arm $(ARGS) || exit 1; \
 	done
 	$(PY) scripts/ablation.py logs/ablation reports/ablation
+
+# RAVDESS with its 8 emotions over 5 actor folds; URDU (4 emotions) over 5 speaker folds, from
+# scratch and fine-tuned from the default release. Summaries in logs/field/<protocol>/.
+FOLDS := split=kfold split.fold=0,1,2,3,4
+field: data-multi
+	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small labels=ravdess8 \
+		$(FOLDS) hydra.sweep.dir=logs/field/ravdess8 $(ARGS)
+	$(PY) speech_emotion_recognition/train.py -m experiment=urdu_small $(FOLDS) \
+		hydra.sweep.dir=logs/field/urdu_scratch $(ARGS)
+	$(PY) speech_emotion_recognition/train.py -m experiment=urdu_small $(FOLDS) \
+		init_from=models/ser-small-ravdess.safetensors freeze.part=encoder freeze.epochs=3 \
+		hydra.sweep.dir=logs/field/urdu_finetuned $(ARGS)
 
 serve: data
 	$(PY) speech_emotion_recognition/serve.py $(ARGS)

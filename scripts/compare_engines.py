@@ -20,19 +20,17 @@ from rich.console import Console
 from rich.table import Table
 
 from scripts.export import export_onnx, quantize_onnx
+from speech_emotion_recognition.evaluate import model_data
 from speech_emotion_recognition.predictor import Predictor, load_classifier
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
 
 def compare(cfg: DictConfig) -> list[dict]:
     classifier = load_classifier(cfg.ckpt)
-    datamodule = hydra.utils.instantiate(
-        cfg.data, sample_rate=classifier.sample_rate, manifest_dir=cfg.manifest_dir, augment=None
-    )
-    datamodule.setup()
+    datamodule = model_data(cfg.data, classifier, cfg.manifest_dir)
     clips = datamodule.splits[cfg.subset]
     windows = [crop_or_pad(datamodule.cache.load(c.path), datamodule.n_samples) for c in clips]
-    labels = np.array([c.label for c in clips])
+    labels = np.array([classifier.class_names.index(c.label) for c in clips])
     cpu = torch.device("cpu")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

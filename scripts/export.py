@@ -8,20 +8,24 @@ portably); the ONNX graph takes features (batch, 1, n_mels, n_frames) and return
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
 
 import hydra
 import numpy as np
+import onnx
 import onnxruntime
 import torch
 from omegaconf import DictConfig
 
 from speech_emotion_recognition.predictor import (
+    CLASS_NAMES_KEY,
     EmotionClassifier,
     checkpoint_error,
     load_classifier,
+    onnx_class_names,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,14 @@ def export_onnx(module: EmotionClassifier, path: Path, opset: int) -> Path:
     if difference > MAX_LOGIT_DIFFERENCE:
         raise RuntimeError(f"ONNX logits differ from torch by {difference:.2e} in {path}")
     log.info("Exported %s; max |logit difference| vs torch: %.2e", path, difference)
+    return name_classes(path, module.class_names)
+
+
+def name_classes(path: Path, names: list[str]) -> Path:
+    """The class names, in output order, as the ONNX file's metadata (`class_names`, JSON)."""
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {CLASS_NAMES_KEY: json.dumps(names)})
+    onnx.save(model, str(path))
     return path
 
 
@@ -64,7 +76,8 @@ def quantize_onnx(path: Path, out: Path) -> Path:
 
     quantize_dynamic(path, out, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
     log.info("Quantized %s -> %s", path, out)
-    return out
+    names = onnx_class_names(str(path))
+    return out if names is None else name_classes(out, names)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -73,11 +86,11 @@ def main(cfg: DictConfig) -> None:
         log.error(error)
         sys.exit(2)
     ckpt = Path(cfg.ckpt)
-    onnx = export_onnx(
+    exported = export_onnx(
         load_classifier(ckpt), Path(cfg.onnx or ckpt.with_suffix(".onnx")), cfg.opset
     )
     if cfg.int8:
-        quantize_onnx(onnx, onnx.with_suffix(".int8.onnx"))
+        quantize_onnx(exported, exported.with_suffix(".int8.onnx"))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from speech_emotion_recognition.predictor import (
-    COLUMNS,
     Predictor,
     WindowedFiles,
     Windows,
     checkpoint_error,
+    columns,
     file_row,
     first_item,
     load_classifier,
@@ -55,9 +55,10 @@ class FilePredictions(L.LightningModule):
         self.predictor = Predictor(self.classifier, self.device, precision)
 
     def predict_step(self, item: Windows, _: int) -> dict:
+        names = self.classifier.class_names
         if item.error:
-            return file_row(item, None)
-        return file_row(item, self.predictor.probabilities(item.audio, self.batch_size))
+            return file_row(item, None, names)
+        return file_row(item, self.predictor.probabilities(item.audio, self.batch_size), names)
 
 
 def read_rows(shards: Sequence[Path]) -> list[dict]:
@@ -82,13 +83,13 @@ class ShardWriter(BasePredictionWriter):
         shard = self.folder / f"rank-{trainer.global_rank}.csv"
         new = not shard.exists()
         with open(shard, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+            writer = csv.DictWriter(f, fieldnames=list(prediction))
             if new:
                 writer.writeheader()
             writer.writerow(prediction)
 
 
-def write_output(rows: list[dict], output: Path) -> None:
+def write_output(rows: list[dict], output: Path, fields: Sequence[str]) -> None:
     """Rows sorted by path, as CSV or (`.parquet`) Parquet."""
     rows = sorted(rows, key=lambda r: r["path"])
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def write_output(rows: list[dict], output: Path) -> None:
         pq.write_table(pa.Table.from_pylist(rows), output)
         return
     with open(output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer = csv.DictWriter(f, fieldnames=list(fields))
         writer.writeheader()
         writer.writerows(rows)
 
@@ -127,7 +128,7 @@ def run(cfg: DictConfig) -> int:
     trainer.strategy.barrier()
     if trainer.is_global_zero:
         rows = read_rows(sorted(shards.glob("rank-*.csv")))
-        write_output(rows, output)
+        write_output(rows, output, columns(module.classifier.class_names))
         log.info("Wrote %d rows to %s", len(rows), output)
     return 0
 

@@ -17,7 +17,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from speech_emotion_recognition.data.clips import SPLITS, Clip, repo_relative
-from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.metrics import classification_report, reliability
 from speech_emotion_recognition.noise import (
     babble,
@@ -34,6 +33,7 @@ from speech_emotion_recognition.plots import (
     save,
 )
 from speech_emotion_recognition.predictor import (
+    EmotionClassifier,
     Predictor,
     checkpoint_error,
     clip_probabilities,
@@ -155,17 +155,26 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
     (out / "report.md").write_text("\n".join(lines))
 
 
+def model_data(data: DictConfig, classifier: EmotionClassifier, manifest_dir: str):
+    """The data option's splits as the model sees them: at its sample rate, its clips those of
+    its own classes (a corpus may have fewer), no augmentation; `manifest_dir` reuses a run's."""
+    datamodule = hydra.utils.instantiate(
+        data,
+        sample_rate=classifier.sample_rate,
+        manifest_dir=manifest_dir,
+        augment=None,
+        labels=classifier.class_names,
+        require_labels=False,
+    )
+    datamodule.setup()
+    return datamodule
+
+
 def evaluate(cfg: DictConfig) -> dict:
     classifier = load_classifier(cfg.ckpt)
     device = resolve_device(cfg.device)
     predictor = Predictor(classifier, device, resolve_precision(cfg.precision, device))
-    datamodule = hydra.utils.instantiate(
-        cfg.data,
-        sample_rate=classifier.sample_rate,
-        manifest_dir=cfg.manifest_dir,
-        augment=None,
-    )
-    datamodule.setup()
+    datamodule = model_data(cfg.data, classifier, cfg.manifest_dir)
     everything = [c for name in SPLITS for c in datamodule.splits[name]]
     clips = everything if cfg.subset == "all" else datamodule.splits[cfg.subset]
     if not clips:
@@ -187,10 +196,11 @@ def evaluate(cfg: DictConfig) -> dict:
     if "recorded" in cfg.noise.types:
         recordings = recorded_noise(cfg.noise.recorded_dirs, predictor.sample_rate, cache.directory)
 
-    labels = [c.label for c in clips]
+    names = classifier.class_names
+    labels = [names.index(c.label) for c in clips]
     speakers = [c.speaker for c in clips]
     probabilities, whole = clip_probabilities(predictor, audio, speech, cfg.batch_size)
-    report = classification_report(probabilities, labels, speakers, EMOTIONS, cfg.ece_bins)
+    report = classification_report(probabilities, labels, speakers, names, cfg.ece_bins)
     corpora = sorted({c.corpus for c in clips})
     if len(corpora) > 1:
         report["per_corpus"] = {}
@@ -198,7 +208,7 @@ def evaluate(cfg: DictConfig) -> dict:
             mine = np.array([c.corpus == corpus for c in clips])
             part = classification_report(
                 probabilities[mine], np.array(labels)[mine], np.array(speakers)[mine],
-                EMOTIONS, cfg.ece_bins,
+                names, cfg.ece_bins,
             )  # fmt: skip
             report["per_corpus"][corpus] = {
                 k: part[k] for k in ("n_clips", "accuracy", "ua", "macro_f1")
@@ -226,7 +236,7 @@ def evaluate(cfg: DictConfig) -> dict:
                 noisy_probabilities,
                 labels,
                 speakers,
-                EMOTIONS,
+                names,
                 cfg.ece_bins,
             )
             noise_rows.append(
@@ -243,11 +253,11 @@ def evaluate(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     matrix = np.array(report["confusion_matrix"])
     save(
-        confusion_matrix_figure(matrix, EMOTIONS, "Confusion matrix (clips)"),
+        confusion_matrix_figure(matrix, names, "Confusion matrix (clips)"),
         out / "confusion_matrix.png",
     )
     save(
-        confusion_matrix_figure(matrix, EMOTIONS, "Confusion matrix (recall per row)", True),
+        confusion_matrix_figure(matrix, names, "Confusion matrix (recall per row)", True),
         out / "confusion_matrix_normalised.png",
     )
     save(per_class_figure(report["per_class"]), out / "per_class.png")

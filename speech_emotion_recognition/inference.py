@@ -20,18 +20,17 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.predictor import (
-    COLUMNS,
-    SEGMENT_COLUMNS,
     Predictor,
     Windows,
     checkpoint_error,
+    columns,
     file_row,
     load_classifier,
     predict_files,
     resolve_device,
     resolve_precision,
+    segment_columns,
     segment_rows,
 )
 from speech_emotion_recognition.preprocessing import input_files
@@ -43,14 +42,19 @@ TABLE_MIN_WIDTH = 120  # columns; rich assumes 80 when stdout is not a terminal
 
 
 def draw_timeline(
-    item: Windows, segments: list[dict], sample_rate: int, target: Path, many: bool
+    item: Windows,
+    segments: list[dict],
+    sample_rate: int,
+    names: Sequence[str],
+    target: Path,
+    many: bool,
 ) -> None:
     """`timeline=FILE.png` for one input file; for a folder, one PNG per file inside `timeline`."""
     from speech_emotion_recognition.plots import save, timeline_figure
 
     duration = item.n_samples / sample_rate
     path = target / f"{Path(item.path).stem}.png" if many or target.suffix != ".png" else target
-    save(timeline_figure(Path(item.path).name, duration, segments, EMOTIONS), path)
+    save(timeline_figure(Path(item.path).name, duration, segments, names), path)
 
 
 def write_rows(rows: list[dict], columns: Sequence[str], path: Path) -> None:
@@ -104,30 +108,31 @@ def run(cfg: DictConfig) -> int:
     predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path)
     log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
     speech = SpeechConfig(**cfg.speech)
-    rate = predictor.sample_rate
+    rate, names = predictor.sample_rate, predictor.class_names
     rows, segments = [], []
     for item, probabilities in predict_files(
         paths, predictor, speech, cfg.batch_size, cfg.num_workers
     ):
-        rows.append(file_row(item, probabilities))
+        rows.append(file_row(item, probabilities, names))
         if probabilities is None or not (cfg.segments or cfg.timeline):
             continue
-        item_segments = segment_rows(item, probabilities, rate)
+        item_segments = segment_rows(item, probabilities, rate, names)
         if cfg.segments:
             segments.extend(item_segments)
         if cfg.timeline:
-            draw_timeline(item, item_segments, rate, Path(cfg.timeline), len(paths) > 1)
+            draw_timeline(item, item_segments, rate, names, Path(cfg.timeline), len(paths) > 1)
     if cfg.output:
         output = Path(cfg.output)
-        write_rows(rows, COLUMNS, output)
+        write_rows(rows, columns(names), output)
         if cfg.segments:
-            write_rows(segments, SEGMENT_COLUMNS, output.with_name(f"{output.stem}.segments.csv"))
+            segments_path = output.with_name(f"{output.stem}.segments.csv")
+            write_rows(segments, segment_columns(names), segments_path)
         log.info("Wrote %d rows to %s", len(rows), output)
     else:
         root = source if source.is_dir() else source.parent
-        print_rows(rows, COLUMNS, f"{ckpt.name} on {source}", root)
+        print_rows(rows, columns(names), f"{ckpt.name} on {source}", root)
         if cfg.segments:
-            print_rows(segments, SEGMENT_COLUMNS, "speech windows", root)
+            print_rows(segments, segment_columns(names), "speech windows", root)
     failed = sum(bool(r["error"]) for r in rows)
     if failed:
         log.warning(

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from speech_emotion_recognition.preprocessing import AudioError, LogMelFeatures,
 from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
 HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
+CLASS_NAMES_KEY = "class_names"  # ONNX metadata entry: the outputs' class names, JSON
 GET_MODEL = "Train one with `python speech_emotion_recognition/train.py` or run `dvc pull`."
 
 
@@ -72,14 +74,26 @@ def read_file(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def load_classifier(path: str | Path) -> EmotionClassifier:
-    """The classifier of a release or checkpoint in fp32, in eval mode; sizes come from the file."""
+    """The classifier of a release or checkpoint in fp32, in eval mode; sizes and class names
+    come from the file (files without names predict the six emotions, in their order)."""
     hparams, state = read_file(path)
-    classifier = EmotionClassifier(hparams["features"], hparams["net"], hparams["class_names"])
+    names = hparams.get("class_names") or EMOTIONS
+    classifier = EmotionClassifier(hparams["features"], hparams["net"], names)
     wanted = classifier.state_dict().keys()
     classifier.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in state.items() if k in wanted}
     )
     return classifier.eval()
+
+
+def onnx_class_names(model: str | Any) -> list[str] | None:
+    """The class names an exported ONNX file (path or InferenceSession) carries, if any."""
+    if isinstance(model, str):
+        import onnxruntime
+
+        model = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = model.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_KEY)
+    return None if names is None else json.loads(names)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -125,10 +139,20 @@ class Predictor:
             self.session = onnxruntime.InferenceSession(
                 onnx_path, providers=[p for p in providers if p in available]
             )
+            names = onnx_class_names(self.session)
+            if names is not None and names != classifier.class_names:
+                raise ValueError(
+                    f"{onnx_path} predicts {', '.join(names)} but its release "
+                    f"{', '.join(classifier.class_names)}: export it again (scripts/export.py)."
+                )
 
     @property
     def sample_rate(self) -> int:
         return self.classifier.sample_rate
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classifier.class_names
 
     def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
@@ -261,41 +285,48 @@ def clip_probabilities(
     return np.stack(rows), whole
 
 
-# A file's row in inference.py's CSV and the server's answer; one row per window of speech.
-COLUMNS = ("path", "label", "confidence", *EMOTIONS, "error")
-SEGMENT_COLUMNS = ("path", "start", "end", "label", "confidence", *EMOTIONS)
+def columns(names: Sequence[str]) -> tuple[str, ...]:
+    """A file's row in inference.py's CSV and the server's answer: a column per class name."""
+    return ("path", "label", "confidence", *names, "error")
 
 
-def file_row(item: Windows, probabilities: np.ndarray | None) -> dict:
+def segment_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """One row per window of speech."""
+    return ("path", "start", "end", "label", "confidence", *names)
+
+
+def file_row(item: Windows, probabilities: np.ndarray | None, names: Sequence[str]) -> dict:
     if probabilities is None:
         return {
             "path": item.path,
             "label": "",
             "confidence": "",
-            **dict.fromkeys(EMOTIONS, ""),
+            **dict.fromkeys(names, ""),
             "error": item.error,
         }
     mean = weighted_mean(probabilities, item.spans)
     best = int(mean.argmax())
     return {
         "path": item.path,
-        "label": EMOTIONS[best],
+        "label": names[best],
         "confidence": float(mean[best]),
-        **{name: float(p) for name, p in zip(EMOTIONS, mean, strict=True)},
+        **{name: float(p) for name, p in zip(names, mean, strict=True)},
         "error": "",
     }
 
 
-def segment_rows(item: Windows, probabilities: np.ndarray, sample_rate: int) -> list[dict]:
+def segment_rows(
+    item: Windows, probabilities: np.ndarray, sample_rate: int, names: Sequence[str]
+) -> list[dict]:
     """One row per window: `start`/`end` in seconds of the speech it holds, not its padding."""
     return [
         {
             "path": item.path,
             "start": round(span.speech_start / sample_rate, 3),
             "end": round(span.speech_end / sample_rate, 3),
-            "label": EMOTIONS[int(p.argmax())],
+            "label": names[int(p.argmax())],
             "confidence": float(p.max()),
-            **{name: float(v) for name, v in zip(EMOTIONS, p, strict=True)},
+            **{name: float(v) for name, v in zip(names, p, strict=True)},
         }
         for span, p in zip(item.spans, probabilities, strict=True)
     ]

@@ -85,7 +85,8 @@ def summarize(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict:
         pooled = np.sum(matrices, axis=0)
         summary["pooled_test"] = {"confusion_matrix": pooled.tolist(), **confusion_scores(pooled)}
         title = f"test, pooled over {len(runs)} runs ({int(pooled.sum())} clips)"
-        save(confusion_matrix_figure(pooled, EMOTIONS, title), out / "confusion_matrix_pooled.png")
+        names = runs[0]["metrics"].get("class_names", EMOTIONS)
+        save(confusion_matrix_figure(pooled, names, title), out / "confusion_matrix_pooled.png")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary))

@@ -18,9 +18,9 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.finetune import FreezeFor, load_pretrained, release_sizes
 from speech_emotion_recognition.loss import inverse_frequency_weights
-from speech_emotion_recognition.predictor import native_bf16
+from speech_emotion_recognition.predictor import checkpoint_error, native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +115,31 @@ def resume_in_place(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit, then evaluate the best checkpoint on val and test; returns what metrics.json holds."""
     resume_in_place(cfg)
+    if cfg.get("init_from"):
+        if error := checkpoint_error(cfg.init_from):
+            raise FileNotFoundError(error)
+        features, net = release_sizes(cfg.init_from)
+        with open_dict(cfg):  # the release's architecture, whatever model= says
+            cfg.model.features, cfg.model.net = features, net
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    weights = inverse_frequency_weights(datamodule.train_labels(), len(EMOTIONS))
+    class_names = list(cfg.labels.names)
+    weights = inverse_frequency_weights(datamodule.train_labels(), len(class_names))
     model = hydra.utils.instantiate(
         cfg.model,
-        class_names=list(EMOTIONS),
+        class_names=class_names,
         class_weights=weights,
         corpora=datamodule.corpora(),
     )
+    initialised = None
+    if cfg.get("init_from"):
+        initialised = load_pretrained(model, cfg.init_from, class_names)
     if cfg.get("compile"):
         model.net.compile()
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.freeze.part:
+        callbacks.append(FreezeFor(cfg.freeze.part, cfg.freeze.epochs))
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         precision=trainer_precision(cfg.trainer),
@@ -140,6 +152,8 @@ def train(cfg: DictConfig) -> dict:
 
     results: dict = {
         "seed": cfg.seed,
+        "class_names": class_names,
+        "init_from": initialised,
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "machine": machine(trainer),

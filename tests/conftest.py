@@ -54,6 +54,11 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+# The emotions of the separable corpus, and the label set its models are trained on.
+SEPARABLE = ("angry", "happy", "sad")
+SEPARABLE_LABELS = f"labels.names=[{','.join(SEPARABLE)}]"
+
+
 @pytest.fixture(scope="session")
 def separable_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three emotions told apart by pitch, 10 speakers each, mixed rates and channels."""
@@ -67,7 +72,12 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory, separable_corpus:
 
     run = tmp_path_factory.mktemp("small_run")
     cfg = compose_train(
-        run, run / "cache", "data=folder", f"data.root={separable_corpus}", "test=false"
+        run,
+        run / "cache",
+        "data=folder",
+        f"data.root={separable_corpus}",
+        "test=false",
+        SEPARABLE_LABELS,
     )
     train(cfg)
     return run / "checkpoints" / "last.ckpt"

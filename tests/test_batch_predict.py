@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.predictor import COLUMNS
+from speech_emotion_recognition.emotions import EMOTIONS
 from tests.test_speech import RAVDESS
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
@@ -55,7 +55,7 @@ def test_two_processes_give_the_rows_of_inference_and_resume(tmp_path):
     assert [r["path"] for r in mine] == [r["path"] for r in theirs] and len(mine) == 13
     for a, b in zip(mine, theirs, strict=True):
         assert (a["label"], a["error"]) == (b["label"], b["error"]), a["path"]
-        for column in COLUMNS[2:-1]:
+        for column in ("confidence", *EMOTIONS):
             if b[column]:
                 assert float(a[column]) == pytest.approx(float(b[column]), abs=1e-5), column
 

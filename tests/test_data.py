@@ -24,6 +24,7 @@ from speech_emotion_recognition.data.splits import (
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import crop_or_pad
 from tests.audio import named_corpora, tone, write
+from tests.conftest import SEPARABLE_LABELS
 
 RATE = 16000
 
@@ -41,7 +42,8 @@ def test_ravdess_label_map_and_speakers(tmp_path):
     speech(tmp_path / "Actor_12" / "03-01-05-02-02-01-12.wav")
     clips = ravdess(tmp_path)
     labels = {Path(c.path).name.split("-")[2]: c.label for c in clips if c.speaker.endswith("03")}
-    assert labels == {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}  # no 02, no 08
+    assert labels == {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                      "06": "fear", "07": "disgust", "08": "surprised"}  # fmt: skip
     sexes = {c.speaker: c.sex for c in clips}
     assert sexes == {"ravdess_03": "M", "ravdess_12": "F"}
 
@@ -53,27 +55,30 @@ def test_cremad_label_map_and_demographics(tmp_path):
     demographics = tmp_path / "VideoDemographics.csv"
     demographics.write_text('"ActorID","Age","Sex"\n1001,51,"Male"\n1002,21,"Female"\n')
     clips = cremad(tmp_path / "AudioWAV", demographics)
-    assert [c.label for c in clips if c.speaker == "cremad_1001"] == [0, 1, 2, 3, 4, 5]
+    assert [c.label for c in clips if c.speaker == "cremad_1001"] == list(EMOTIONS)
     assert {c.speaker: c.sex for c in clips} == {"cremad_1001": "M", "cremad_1002": "F"}
 
 
-def test_emodb_label_map_leaves_out_boredom(tmp_path):
+def test_emodb_label_map(tmp_path):
     for letter in "WEAFNTL":
         speech(tmp_path / f"03a01{letter}a.wav")
     speech(tmp_path / "08b02Tc.wav")
     clips = emodb(tmp_path)
-    assert [c.label for c in clips if c.speaker == "emodb_03"] == [2, 1, 3, 4, 5, 0]
+    assert [c.label for c in clips if c.speaker == "emodb_03"] == [
+        "fear", "disgust", "happy", "boredom", "neutral", "sad", "angry"
+    ]  # fmt: skip
     assert {c.speaker: c.sex for c in clips} == {"emodb_03": "M", "emodb_08": "F"}
 
 
 def test_folder_corpus_uses_class_and_speaker_folders(tmp_path):
     speech(tmp_path / "sad" / "alice" / "a.wav")
     speech(tmp_path / "happy" / "b.flac")
-    speech(tmp_path / "unknown" / "c.wav")
+    speech(tmp_path / "Bored" / "c.wav")  # any class name: the label set picks
     clips = folder(tmp_path)
     assert {(c.label, c.speaker) for c in clips} == {
-        (EMOTIONS.index("sad"), "folder_alice"),
-        (EMOTIONS.index("happy"), "folder_b"),
+        ("sad", "folder_alice"),
+        ("happy", "folder_b"),
+        ("bored", "folder_c"),
     }
 
 
@@ -84,7 +89,7 @@ def test_missing_dataset_names_path_and_command(tmp_path):
 
 def corpus(n_speakers: int = 20, per_speaker: int = 12) -> list[Clip]:
     return [
-        Clip(f"/corpus/s{s:02d}_{i}.wav", i % 6, f"spk{s:02d}", "test", "MF"[s % 2])
+        Clip(f"/corpus/s{s:02d}_{i}.wav", EMOTIONS[i % 6], f"spk{s:02d}", "test", "MF"[s % 2])
         for s in range(n_speakers)
         for i in range(per_speaker)
     ]
@@ -162,7 +167,7 @@ def test_kfold_draws_folds_within_each_corpus(make_cfg, tmp_path):
 def test_random_split_is_per_class_80_10_10():
     clips = corpus(n_speakers=10, per_speaker=60)
     splits = split_random(clips, val=0.1, test=0.1, seed=0)
-    for label in range(6):
+    for label in EMOTIONS:
         sizes = [sum(c.label == label for c in splits[n]) for n in ("train", "val", "test")]
         assert sizes == [80, 10, 10]
     assert split_random(clips, 0.1, 0.1, seed=0) == splits
@@ -190,7 +195,7 @@ def test_bad_files_are_skipped_with_one_warning(tmp_path, caplog):
     text = tmp_path / "notes.wav"
     text.write_text("not audio")
     silent = write(tmp_path / "silent.wav", np.zeros(RATE, dtype=np.float32), RATE)
-    clips = [Clip(str(p), 0, "s", "test") for p in (good, empty, text, silent)]
+    clips = [Clip(str(p), "angry", "s", "test") for p in (good, empty, text, silent)]
     cache = AudioCache(tmp_path / "cache", RATE, min_rms=1e-4)
     with caplog.at_level(logging.WARNING):
         kept = cache.filter(clips, workers=2)
@@ -216,14 +221,14 @@ def test_cremad_perceived_labels_use_the_voice_only_majority_vote(tmp_path):
     )
     clips = cremad(tmp_path / "AudioWAV", label="perceived", votes=votes)
     assert {Path(c.path).stem: c.label for c in clips} == {
-        "1001_DFA_ANG_XX": EMOTIONS.index("neutral"),
-        "1001_IEO_SAD_LO": EMOTIONS.index("sad"),
+        "1001_DFA_ANG_XX": "neutral",
+        "1001_IEO_SAD_LO": "sad",
     }
 
 
 def test_manifests_store_repository_paths_relative(tmp_path):
-    inside = Clip(str(PROJECT_ROOT / "data" / "RAVDESS" / "a.wav"), 1, "s", "ravdess", "F")
-    outside = Clip(str(tmp_path / "b.wav"), 2, "t", "folder")
+    inside = Clip(str(PROJECT_ROOT / "data" / "RAVDESS" / "a.wav"), "calm", "s", "ravdess", "F")
+    outside = Clip(str(tmp_path / "b.wav"), "fear", "t", "folder")
     write_manifest([inside, outside], tmp_path / "m.csv")
     text = (tmp_path / "m.csv").read_text()
     assert "data/RAVDESS/a.wav" in text
@@ -236,13 +241,13 @@ def test_tess_and_urdu_parsers_read_speaker_sex_and_label(tmp_path):
     tess_clips = tess(root / "TESS")
     assert {c.speaker for c in tess_clips} == {"tess_OAF", "tess_YAF"}
     assert {c.sex for c in tess_clips} == {"F"}
-    assert sorted({c.label for c in tess_clips}) == list(range(6))
-    assert all(EMOTIONS[c.label] in Path(c.path).stem for c in tess_clips)
+    assert sorted({c.label for c in tess_clips}) == list(EMOTIONS)
+    assert all(c.label in Path(c.path).stem for c in tess_clips)
     urdu_clips = urdu(root / "URDU")
     assert {c.sex for c in urdu_clips if c.speaker.startswith("urdu_SM")} == {"M"}
     assert {c.sex for c in urdu_clips if c.speaker.startswith("urdu_SF")} == {"F"}
-    assert {EMOTIONS[c.label] for c in urdu_clips} == {"angry", "happy", "neutral", "sad"}
-    assert all(EMOTIONS[c.label][0].upper() == Path(c.path).stem[-3] for c in urdu_clips)
+    assert {c.label for c in urdu_clips} == {"angry", "happy", "neutral", "sad"}
+    assert all(c.label[0].upper() == Path(c.path).stem[-3] for c in urdu_clips)
 
 
 def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, tmp_path):
@@ -268,7 +273,9 @@ def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, t
 
 
 def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
-    clips = [Clip(f"/c/{s}_{i}.wav", i % 6, s, "tiny", "F") for s in ("a", "b") for i in range(6)]
+    clips = [
+        Clip(f"/c/{s}_{i}.wav", EMOTIONS[i % 6], s, "tiny", "F") for s in "ab" for i in range(6)
+    ]
     with pytest.raises(ValueError, match="data.train_only"):
         split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, seed=0)
     parts = split_corpora(clips, {"kind": "speaker", "val": 0.1, "test": 0.1}, 0, ["tiny"])
@@ -278,7 +285,7 @@ def test_speaker_split_refuses_a_corpus_with_too_few_speakers():
 def test_test_only_corpora_go_to_test_whole_and_leave_the_others_split_unchanged():
     def corpus(name: str, speakers: int) -> list[Clip]:
         return [
-            Clip(f"/{name}/{s}_{i}.wav", i % 6, f"{name}_{s}", name, "MF"[s % 2])
+            Clip(f"/{name}/{s}_{i}.wav", EMOTIONS[i % 6], f"{name}_{s}", name, "MF"[s % 2])
             for s in range(speakers)
             for i in range(6)
         ]
@@ -326,7 +333,7 @@ def test_manifest_csv_with_and_without_split_column(tmp_path, caplog):
     ("header", "row", "message"),
     [
         ("path,label", "a.wav,sad", "lacks the column(s) speaker"),
-        ("path,label,speaker", "a.wav,bored,s1", "label 'bored'"),
+        ("path,label,speaker", "a.wav, ,s1", "label ' '"),
         ("path,label,speaker,split", "a.wav,sad,s1,dev", "split 'dev'"),
     ],
 )
@@ -410,6 +417,7 @@ def test_every_parser_gets_speaker_disjoint_manifests(make_cfg, tmp_path):
         module = hydra.utils.instantiate(
             make_cfg(f"data={option}", *overrides, output_dir=run).data
         )
+        module.labels = sorted({c.label for c in module.clips()})  # each tree's own emotions
         module.prepare_data()
         parts = {name: read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS}
         speakers = {name: {c.speaker for c in part} for name, part in parts.items()}
@@ -438,7 +446,7 @@ def test_repeated_audio_is_dropped_with_one_warning(make_cfg, tmp_path, caplog):
     kept_one[1].write_bytes(kept_one[0].read_bytes())
     run = tmp_path / "run"
     module = hydra.utils.instantiate(
-        make_cfg("data=folder", f"data.root={root}", output_dir=run).data
+        make_cfg("data=folder", f"data.root={root}", SEPARABLE_LABELS, output_dir=run).data
     )
     with caplog.at_level(logging.WARNING):
         module.prepare_data()

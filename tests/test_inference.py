@@ -8,12 +8,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import COLUMNS, SEGMENT_COLUMNS, load_classifier
+from speech_emotion_recognition.predictor import (
+    columns,
+    load_classifier,
+    onnx_class_names,
+    segment_columns,
+)
 from speech_emotion_recognition.speech import spans
 from tests.audio import CLASS_PITCH_HZ, tone, write
+from tests.conftest import SEPARABLE
 
 SCRIPT = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
 
@@ -78,7 +83,7 @@ def test_folder_to_csv_with_errors_and_timeline(recordings, small_checkpoint, tm
     )
     assert status == 0
     rows = read_csv(output)
-    assert tuple(rows[0].keys()) == COLUMNS
+    assert tuple(rows[0].keys()) == columns(SEPARABLE)
     assert len(rows) == N_FILES
     by_name = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
     for name, row in by_name.items():
@@ -86,15 +91,15 @@ def test_folder_to_csv_with_errors_and_timeline(recordings, small_checkpoint, tm
             assert row["error"] and not row["label"], name
             continue
         assert not row["error"], (name, row["error"])
-        probabilities = [float(row[e]) for e in EMOTIONS]
+        probabilities = [float(row[e]) for e in SEPARABLE]
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
-        assert row["label"] == EMOTIONS[int(np.argmax(probabilities))]
+        assert row["label"] == SEPARABLE[int(np.argmax(probabilities))]
         assert float(row["confidence"]) == pytest.approx(max(probabilities))
     assert "no speech" in by_name["silent.wav"]["error"]
     assert "empty" in by_name["empty.wav"]["error"]
 
     timeline = read_csv(tmp_path / "predictions.segments.csv")
-    assert tuple(timeline[0].keys()) == SEGMENT_COLUMNS
+    assert tuple(timeline[0].keys()) == segment_columns(SEPARABLE)
     long_windows = [r for r in timeline if r["path"].endswith("long.wav")]
     # 60 s in 5 s windows every 2.5 s
     assert [float(r["start"]) for r in long_windows] == [2.5 * i for i in range(23)]
@@ -107,9 +112,9 @@ def test_json_output_and_single_file(recordings, small_checkpoint, tmp_path):
     target = recordings / "rate_44100.wav"
     assert run(config(input=str(target), ckpt=str(small_checkpoint), output=str(output))) == 0
     (row,) = json.loads(output.read_text())
-    assert list(row) == list(COLUMNS)
+    assert list(row) == list(columns(SEPARABLE))
     assert row["path"] == str(target)
-    assert sum(row[e] for e in EMOTIONS) == pytest.approx(1.0, abs=1e-5)
+    assert sum(row[e] for e in SEPARABLE) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.slow
@@ -122,7 +127,7 @@ def test_released_weights_match_the_checkpoint(recordings, small_checkpoint, tmp
         out = tmp_path / f"{name}.csv"
         cfg = config(input=str(recordings / "nested"), ckpt=str(ckpt), output=str(out))
         assert run(OmegaConf.merge(cfg, {"precision": "32"})) == 0
-        outputs[name] = np.array([[float(r[e]) for e in EMOTIONS] for r in read_csv(out)])
+        outputs[name] = np.array([[float(r[e]) for e in SEPARABLE] for r in read_csv(out)])
     # fp16 weights move probabilities by about 2e-4; labels must not change
     np.testing.assert_allclose(outputs["released"], outputs["ckpt"], atol=1e-3)
     assert (outputs["released"].argmax(1) == outputs["ckpt"].argmax(1)).all()
@@ -176,6 +181,7 @@ def test_onnx_runtime_agrees_with_pytorch(recordings, small_checkpoint, tmp_path
     from scripts.export import export_onnx
 
     onnx_path = export_onnx(load_classifier(small_checkpoint), tmp_path / "small.onnx", opset=17)
+    assert onnx_class_names(str(onnx_path)) == list(SEPARABLE)  # the labels travel with it
     outputs = {}
     for engine in ("torch", "onnx"):
         out = tmp_path / f"{engine}.csv"
@@ -193,7 +199,7 @@ def test_onnx_runtime_agrees_with_pytorch(recordings, small_checkpoint, tmp_path
     for torch_row, onnx_row in zip(outputs["torch"], outputs["onnx"], strict=True):
         assert onnx_row["error"] == torch_row["error"]
         if not torch_row["error"]:
-            for emotion in EMOTIONS:
+            for emotion in SEPARABLE:
                 assert abs(float(onnx_row[emotion]) - float(torch_row[emotion])) < 1e-4
 
 

@@ -11,6 +11,7 @@ from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.metrics import confusion_scores
 from speech_emotion_recognition.summary import summarize
+from tests.conftest import SEPARABLE_LABELS
 
 
 def fake_run(sweep, num, acc, matrix):
@@ -69,7 +70,7 @@ def test_two_fold_cross_validation_runs_and_summarises(separable_corpus, tmp_pat
     command = [
         sys.executable, "speech_emotion_recognition/train.py", "-m", "data=folder",
         f"data.root={separable_corpus}", "data.num_workers=0", "model=small", "trainer=cpu",
-        "augmentation=default",
+        "augmentation=default", SEPARABLE_LABELS,
         "logger=csv", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
         f"paths.cache_dir={tmp_path / 'cache'}", "split=kfold", "split.folds=2",
         "split.fold=0,1", f"hydra.sweep.dir={sweep}",

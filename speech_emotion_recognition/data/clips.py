@@ -10,19 +10,21 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.emotions import EMOTIONS
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled recording; `sex` (M/F, empty when unknown) balances speaker splits.
+    """One labelled recording; `label` is an emotion name, `sex` (M/F, empty when unknown)
+    balances speaker splits.
 
     `split` is empty unless the corpus itself fixes it (a manifest CSV with a split column).
     """
 
     path: str
-    label: int
+    label: str
     speaker: str
     corpus: str
     sex: str = ""
@@ -47,8 +49,14 @@ def write_manifest(clips: Iterable[Clip], path: Path) -> None:
 
 
 def read_manifest(path: Path) -> list[Clip]:
+    """The clips of a manifest; labels written as numbers (manifests of older runs) are
+    indices into the six emotions."""
     with open(path, newline="") as f:
         return [
-            Clip(**{**row, "path": str(PROJECT_ROOT / row["path"]), "label": int(row["label"])})
+            Clip(**{**row, "path": str(PROJECT_ROOT / row["path"]), "label": _name(row["label"])})
             for row in csv.DictReader(f)
         ]
+
+
+def _name(label: str) -> str:
+    return EMOTIONS[int(label)] if label.isdigit() else label

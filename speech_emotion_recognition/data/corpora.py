@@ -1,6 +1,7 @@
 """Corpus parsers: a folder (or CSV) in, labelled clips out. Each parser knows its corpus's
 file names, label codes and speaker and sex rules; `conf/data/<name>.yaml` points at it, so a
-new corpus is one function here and one config file."""
+new corpus is one function here and one config file. Clips carry every emotion their corpus
+has, by name; the run's label set (conf/labels/) picks the ones it trains on."""
 
 from __future__ import annotations
 
@@ -30,15 +31,26 @@ def _require_dir(root: str | Path, hint: str = DATA_HINT) -> Path:
     return root
 
 
-RAVDESS_CODES = {"05": 0, "07": 1, "06": 2, "03": 3, "01": 4, "04": 5}
-CREMAD_CODES = {"ANG": 0, "DIS": 1, "FEA": 2, "HAP": 3, "NEU": 4, "SAD": 5}
-CREMAD_VOTES = {"A": 0, "D": 1, "F": 2, "H": 3, "N": 4, "S": 5}
-EMODB_CODES = {"W": 0, "E": 1, "A": 2, "F": 3, "N": 4, "T": 5}
+RAVDESS_CODES = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fear",
+    "07": "disgust",
+    "08": "surprised",
+}
+CREMAD_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy",
+                "NEU": "neutral", "SAD": "sad"}  # fmt: skip
+CREMAD_VOTES = {code[0]: name for code, name in CREMAD_CODES.items()}
+EMODB_CODES = {"W": "angry", "E": "disgust", "A": "fear", "F": "happy", "N": "neutral",
+               "T": "sad", "L": "boredom"}  # fmt: skip
 EMODB_FEMALE = {"08", "09", "13", "14", "16"}
 
 
 def ravdess(root: str | Path) -> list[Clip]:
-    """RAVDESS `03-01-EE-II-SS-RR-AA.wav`; calm (02) and surprised (08) are left out."""
+    """RAVDESS `03-01-EE-II-SS-RR-AA.wav`: eight emotions (calm and surprised beside the six)."""
     clips = []
     for path in audio_files(_require_dir(root)):
         parts = path.stem.split("-")
@@ -50,7 +62,7 @@ def ravdess(root: str | Path) -> list[Clip]:
     return clips
 
 
-def perceived_labels(votes: str | Path, id_prefix: str) -> dict[str, int]:
+def perceived_labels(votes: str | Path, id_prefix: str) -> dict[str, str]:
     """Majority crowd vote per clip from tabulatedVotes.csv; ties ("A:N") are left out.
 
     The file has one row per clip and rating modality; `id_prefix` picks the modality by the
@@ -108,7 +120,7 @@ def _beside(root: Path, name: str) -> Path | None:
 
 
 def emodb(root: str | Path) -> list[Clip]:
-    """EmoDB `03a01Wa.wav`: speaker in the first two digits, emotion as 6th letter (no boredom)."""
+    """EmoDB `03a01Wa.wav`: speaker in the first two digits, emotion as 6th letter."""
     clips = []
     for path in audio_files(_require_dir(root)):
         name = path.stem
@@ -120,8 +132,8 @@ def emodb(root: str | Path) -> list[Clip]:
     return clips
 
 
-TESS_EMOTIONS = {name: label for label, name in enumerate(EMOTIONS)}
-URDU_CODES = {"A": 0, "H": 3, "N": 4, "S": 5}
+TESS_EMOTIONS = {**{name: name for name in EMOTIONS}, "ps": "surprised"}  # pleasant surprise
+URDU_CODES = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
 
 
 def tess(root: str | Path) -> list[Clip]:
@@ -165,7 +177,8 @@ MANIFEST_COLUMNS = ("path", "label", "speaker")
 
 
 def manifest(root: str | Path) -> list[Clip]:
-    """Your own CSV `path,label,speaker[,sex][,split]`: paths relative to the CSV, labels by name.
+    """Your own CSV `path,label,speaker[,sex][,split]`: paths relative to the CSV, labels by name
+    (any names: the run's label set says which it trains on).
 
     A `split` column (train/val/test) is used as it is; without it the speaker split applies.
     Files that do not exist are listed in one warning and left out.
@@ -186,7 +199,7 @@ def manifest(root: str | Path) -> list[Clip]:
     problems = [
         f"line {i}: label {r['label']!r}"
         for i, r in enumerate(rows, start=2)
-        if r["label"].strip().lower() not in EMOTIONS
+        if not r["label"].strip()
     ] + [
         f"line {i}: split {r['split']!r}"
         for i, r in enumerate(rows, start=2)
@@ -195,7 +208,7 @@ def manifest(root: str | Path) -> list[Clip]:
     if problems:
         raise ValueError(
             f"{csv_path}: {len(problems)} unknown value(s) ({'; '.join(problems[:5])}"
-            f"{'; …' if len(problems) > 5 else ''}). Labels: {', '.join(EMOTIONS)}; "
+            f"{'; …' if len(problems) > 5 else ''}). Labels are emotion names; "
             f"splits: {', '.join(SPLITS)}."
         )
     clips, absent = [], []
@@ -207,7 +220,7 @@ def manifest(root: str | Path) -> list[Clip]:
         clips.append(
             Clip(
                 str(path),
-                EMOTIONS.index(row["label"].strip().lower()),
+                row["label"].strip().lower(),
                 f"manifest_{row['speaker'].strip()}",
                 "manifest",
                 (row.get("sex") or "").strip().upper()[:1],
@@ -223,22 +236,20 @@ def manifest(root: str | Path) -> list[Clip]:
 
 
 def folder(root: str | Path) -> list[Clip]:
-    """`root/<emotion>/**/file`; the speaker is the sub-folder below the emotion when there is one.
-
-    Without speaker sub-folders every file is its own speaker, so the split is per file.
+    """`root/<emotion>/**/file`, any emotion names; the speaker is the sub-folder below the
+    emotion when there is one. Without speaker sub-folders every file is its own speaker, so
+    the split is per file.
     """
     root = _require_dir(root)
     clips = []
-    for label, name in enumerate(EMOTIONS):
-        class_dir = root / name
-        if not class_dir.is_dir():
-            continue
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in audio_files(class_dir):
             relative = path.relative_to(class_dir)
             speaker = relative.parts[0] if len(relative.parts) > 1 else path.stem
-            clips.append(Clip(str(path), label, f"folder_{speaker}", "folder"))
+            clips.append(Clip(str(path), class_dir.name.lower(), f"folder_{speaker}", "folder"))
     if not clips:
         raise FileNotFoundError(
-            f"No audio in {root.resolve()}/<emotion>/ for any of {', '.join(EMOTIONS)}."
+            f"No audio in {root.resolve()}/<emotion>/ (one folder per emotion, e.g. "
+            f"{', '.join(EMOTIONS)})."
         )
     return clips

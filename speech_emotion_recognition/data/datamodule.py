@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
 from speech_emotion_recognition.data.duplicates import drop_duplicates
+from speech_emotion_recognition.data.labels import select_labels
 from speech_emotion_recognition.data.splits import split_corpora
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,10 @@ class EmotionDataset(Dataset):
         train: bool,
         augment: Callable[..., np.ndarray] | None = None,
         corpora: Sequence[str] = (),
+        class_names: Sequence[str] = EMOTIONS,
     ) -> None:
         self.clips = list(clips)
+        self.class_index = {name: i for i, name in enumerate(class_names)}
         self.cache = cache
         self.n_samples = n_samples
         self.train = train
@@ -44,7 +48,8 @@ class EmotionDataset(Dataset):
         return len(self.clips)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        """(waveform, label, index of the clip's corpus in `corpora`, -1 when not listed)."""
+        """(waveform, index of its label in `class_names`, index of its corpus in `corpora`,
+        -1 when not listed)."""
         clip = self.clips[index]
         audio = self.cache.load(clip.path)
         offset = 0
@@ -54,7 +59,7 @@ class EmotionDataset(Dataset):
         if self.train and self.augment is not None:
             segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
         waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
-        return waveform, clip.label, self.corpus_index.get(clip.corpus, -1)
+        return waveform, self.class_index[clip.label], self.corpus_index.get(clip.corpus, -1)
 
 
 class EmotionDataModule(L.LightningDataModule):
@@ -85,6 +90,8 @@ class EmotionDataModule(L.LightningDataModule):
         in_memory: bool = False,
         corpus_weights: Mapping[str, float] | None = None,
         balance_corpora: bool = False,
+        labels: Sequence[str] | None = None,
+        require_labels: bool = True,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -104,6 +111,8 @@ class EmotionDataModule(L.LightningDataModule):
         self.in_memory = in_memory
         self.corpus_weights = dict(corpus_weights or {})
         self.balance_corpora = balance_corpora
+        self.labels = list(labels or EMOTIONS)
+        self.require_labels = require_labels
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -123,7 +132,8 @@ class EmotionDataModule(L.LightningDataModule):
         manifests = self._manifests()
         if all(p.exists() for p in manifests.values()):
             return
-        clips = drop_duplicates(self.cache.filter(self.clips(), self.num_workers), self.cache.load)
+        clips = select_labels(self.clips(), self.labels, self.test_only, self.require_labels)
+        clips = drop_duplicates(self.cache.filter(clips, self.num_workers), self.cache.load)
         if not clips:
             raise RuntimeError("No usable audio left after skipping unreadable or silent files.")
         splits = split_corpora(clips, self.split, self.seed, self.train_only, self.test_only)
@@ -149,7 +159,8 @@ class EmotionDataModule(L.LightningDataModule):
             self.cache.keep_in_memory(c.path for part in self.splits.values() for c in part)
 
     def train_labels(self) -> list[int]:
-        return [c.label for c in self.splits["train"]]
+        """The training clips' labels as indices into `labels`."""
+        return [self.labels.index(c.label) for c in self.splits["train"]]
 
     def corpora(self) -> list[str]:
         """The corpora of all splits, sorted: batches carry an index into this list."""
@@ -158,7 +169,13 @@ class EmotionDataModule(L.LightningDataModule):
     def _loader(self, name: str) -> DataLoader:
         train = name == "train"
         dataset = EmotionDataset(
-            self.splits[name], self.cache, self.n_samples, train, self.augment, self.corpora()
+            self.splits[name],
+            self.cache,
+            self.n_samples,
+            train,
+            self.augment,
+            self.corpora(),
+            self.labels,
         )
         weighted = self.corpus_weights or self.balance_corpora
         sampler = self._weighted_sampler(dataset) if train and weighted else None

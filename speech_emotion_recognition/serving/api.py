@@ -23,7 +23,6 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 
-from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.serving.guard import BodyLimit, MethodCheck, PagePaths, error
 from speech_emotion_recognition.serving.page import build_page
 from speech_emotion_recognition.serving.page_files import PageFiles
@@ -71,7 +70,7 @@ def create_app(
     app = FastAPIOffline(
         title="Speech emotion recognition",
         version=VERSION,
-        description=f"Emotions in speech: {', '.join(EMOTIONS)}.",
+        description=f"Emotions in speech: {', '.join(service.predictor.class_names)}.",
     )
 
     @app.exception_handler(UploadError)

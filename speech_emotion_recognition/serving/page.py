@@ -9,7 +9,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.plots import timeline_figure
 from speech_emotion_recognition.serving.service import EmotionService, UploadError
 
@@ -47,11 +46,15 @@ def describe(service: EmotionService) -> str:
     return (
         text + ". Recordings unlike its training corpora can score much lower.\n\n"
         "Record from the microphone or upload a file (wav, flac, ogg, mp3). "
-        "Emotions: " + ", ".join(EMOTIONS) + ". Programs: `POST /predict` ([docs](/docs))."
+        "Emotions: "
+        + ", ".join(service.predictor.class_names)
+        + ". Programs: `POST /predict` ([docs](/docs))."
     )
 
 
 def build_page(service: EmotionService, examples: Sequence[str] = ()) -> gr.Blocks:
+    names = service.predictor.class_names
+
     def predict(path: str | None) -> tuple[dict, gr.Plot]:
         if not path:
             raise gr.Error("Record or upload a clip first.", print_exception=False)
@@ -60,11 +63,11 @@ def build_page(service: EmotionService, examples: Sequence[str] = ()) -> gr.Bloc
         except UploadError as error:
             log.info("page prediction refused: %s", error.message)
             raise gr.Error(error.message, print_exception=False) from None
-        label = {name: answer[name] for name in EMOTIONS}
+        label = {name: answer[name] for name in names}
         segments = answer["segments"]
         if len(segments) < 2:
             return label, gr.Plot(value=None, visible=False)
-        figure = timeline_figure(answer["path"], answer["duration"], segments, EMOTIONS)
+        figure = timeline_figure(answer["path"], answer["duration"], segments, names)
         return label, gr.Plot(value=figure, visible=True)
 
     # The page's files (uploads, recordings, example copies) live in the server's own folder,
@@ -77,7 +80,7 @@ def build_page(service: EmotionService, examples: Sequence[str] = ()) -> gr.Bloc
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech")
                 button = gr.Button("Predict", variant="primary", elem_id="predict")
             with gr.Column():
-                label = gr.Label(num_top_classes=len(EMOTIONS), label="emotion", elem_id="label")
+                label = gr.Label(num_top_classes=len(names), label="emotion", elem_id="label")
         timeline = gr.Plot(label="emotions over time", visible=False)
         present = [e for e in examples if Path(e).is_file()]
         if present:

@@ -146,9 +146,9 @@ class EmotionService:
         finally:
             self._lock.release()
         probabilities = np.concatenate(batches)
-        rate = self.predictor.sample_rate
+        rate, names = self.predictor.sample_rate, self.predictor.class_names
         return {
-            **file_row(item, probabilities),
+            **file_row(item, probabilities, names),
             "duration": round(item.n_samples / rate, 3),
-            "segments": segment_rows(item, probabilities, rate),
+            "segments": segment_rows(item, probabilities, rate, names),
         }
