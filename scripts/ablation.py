@@ -9,7 +9,8 @@ table of every arm, mean ± sd over its seeds, goes to OUT_DIR/ablation.{json,md
 The score that chooses levers was fixed before any arm ran: the mean of three accuracies, each
 corpus weighing equally — CREMA-D and RAVDESS validation speakers (within-corpus) and URDU, a
 corpus in another language that no arm trains on (unseen). A lever is kept when its mean score
-beats the base arm's by at least the pooled seed sd of the two arms. The English corpora's test
+beats the base arm's by at least the pooled seed sd of the two arms (undecided until both have
+two runs). The English corpora's test
 speakers are never read here.
 """
 
@@ -67,7 +68,8 @@ def table(log_dir: Path, out_dir: Path) -> dict:
         for arm in arms.values():
             pooled = math.sqrt((arm["score"]["sd"] ** 2 + base["sd"] ** 2) / 2)
             arm["gain"] = arm["score"]["mean"] - base["mean"]
-            arm["kept"] = arm is not arms[BASE] and arm["gain"] >= pooled
+            decided = arm is not arms[BASE] and min(arm["score"]["runs"], base["runs"]) >= 2
+            arm["kept"] = (arm["gain"] >= pooled) if decided else None  # None: undecided
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps(arms, indent=2) + "\n")
     (out_dir / "ablation.md").write_text(markdown(arms))
@@ -86,7 +88,9 @@ def markdown(arms: dict) -> str:
     ]
     for name, arm in arms.items():
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
-        kept = "" if name == BASE or "kept" not in arm else ("yes" if arm["kept"] else "no")
+        kept = {None: "", True: "yes", False: "no"}[arm.get("kept")]
+        if name != BASE and arm.get("kept") is None:
+            kept = "undecided (needs 2 runs)"
         cells = [_cell(arm[k]) for k in [*FIGURES, "score"]]
         runs = arm["score"]["runs"]
         lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {gain} | {kept} |")

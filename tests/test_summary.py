@@ -113,7 +113,9 @@ def test_ablation_table_scores_corpora_equally_and_keeps_levers_that_beat_the_se
     assert result["base"]["score"]["mean"] == pytest.approx(0.55)
     assert result["helps"]["gain"] == pytest.approx(0.25)
     assert result["helps"]["kept"] and not result["noise"]["kept"]
-    assert not result["base"]["kept"]
+    assert result["base"]["kept"] is None
     text = (tmp_path / "out" / "ablation.md").read_text()
     assert "| helps | 2 | 0.850 ± 0.071 |" in text
     assert (tmp_path / "out" / "helps" / "summary.json").is_file()
+    (tmp_path / "logs" / "helps" / "1" / "metrics.json").unlink()  # one seed: no decision yet
+    assert table(tmp_path / "logs", tmp_path / "out")["helps"]["kept"] is None
