@@ -74,8 +74,11 @@ def wheels(target: Path) -> None:
 def ravdess_flac(source: Path, target: Path) -> None:
     """The six emotions of this project (calm and surprised are never used), lossless FLAC."""
     from speech_emotion_recognition.data.corpora import ravdess
+    from speech_emotion_recognition.emotions import EMOTIONS
 
     for clip in ravdess(source):
+        if clip.label not in EMOTIONS:
+            continue
         path = Path(clip.path)
         out = target / path.parent.name / f"{path.stem}.flac"
         out.parent.mkdir(parents=True, exist_ok=True)

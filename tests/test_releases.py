@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.evaluate import evaluate
 from speech_emotion_recognition.predictor import Predictor, load_classifier
 from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
@@ -43,7 +44,11 @@ def test_small_release_scores_what_its_report_says(tmp_path):
 def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx):
     from speech_emotion_recognition.data.corpora import ravdess
 
-    clips = [c for c in ravdess(PROJECT_ROOT / "data" / "RAVDESS") if c.speaker in TEST_ACTORS]
+    clips = [
+        c
+        for c in ravdess(PROJECT_ROOT / "data" / "RAVDESS")
+        if c.speaker in TEST_ACTORS and c.label in EMOTIONS  # the releases' six
+    ]
     windows = [crop_or_pad(load_audio(c.path, 16000), 80000) for c in clips]
     classifier = load_classifier(MODELS / weights)
     cpu = torch.device("cpu")
