@@ -342,23 +342,23 @@ def test_manifest_errors_name_the_problem(tmp_path, header, row, message):
         corpora.manifest(write_csv(tmp_path / "bad.csv", header, [row]))
 
 
-def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
+def mixed_training_loader(make_cfg, tmp_path, override: str):
+    """The training DataLoader of data=multi_all on fake corpora, with one sampling override."""
     root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
-    cfg = make_cfg("data=multi_all", f"data.root={root}", "+data.corpus_weights.tess=0.0")
-    module = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(make_cfg("data=multi_all", f"data.root={root}", override).data)
     module.setup()
-    loader = module.train_dataloader()
+    return module.train_dataloader()
+
+
+def test_corpus_weights_scale_each_corpus_share_of_training(make_cfg, tmp_path):
+    loader = mixed_training_loader(make_cfg, tmp_path, "+data.corpus_weights.tess=0.0")
     drawn = [loader.dataset.clips[i].corpus for i in loader.sampler]
-    assert len(drawn) == len(module.splits["train"])
+    assert len(drawn) == len(loader.dataset)
     assert "tess" not in drawn and {"ravdess", "urdu"} <= set(drawn)
 
 
 def test_balance_corpora_gives_each_corpus_an_equal_share(make_cfg, tmp_path):
-    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
-    cfg = make_cfg("data=multi_all", f"data.root={root}", "data.balance_corpora=true")
-    module = hydra.utils.instantiate(cfg.data)
-    module.setup()
-    loader = module.train_dataloader()
+    loader = mixed_training_loader(make_cfg, tmp_path, "data.balance_corpora=true")
     weights = loader.sampler.weights
     shares = Counter()
     for clip, weight in zip(loader.dataset.clips, weights.tolist(), strict=True):
