@@ -11,6 +11,7 @@ import logging
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
@@ -42,6 +43,9 @@ from speech_emotion_recognition.predictor import (
     resolve_precision,
 )
 from speech_emotion_recognition.speech import SpeechConfig
+
+if TYPE_CHECKING:  # Lightning loads only when a data option is instantiated
+    from speech_emotion_recognition.data.datamodule import EmotionDataModule
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +159,9 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
     (out / "report.md").write_text("\n".join(lines))
 
 
-def model_data(data: DictConfig, classifier: EmotionClassifier, manifest_dir: str):
+def model_data(
+    data: DictConfig, classifier: EmotionClassifier, manifest_dir: str
+) -> EmotionDataModule:
     """The data option's splits as the model sees them: at its sample rate, its clips those of
     its own classes (a corpus may have fewer), no augmentation; `manifest_dir` reuses a run's."""
     datamodule = hydra.utils.instantiate(

@@ -1,9 +1,10 @@
 """Fine-tuning from a release: its weights into a new model, and parts of it frozen for a while.
 
-`train.py init_from=models/<release>.safetensors` (or a checkpoint) takes the release's feature
-and network sizes, copies all its weights when the label sets match (the head's rows reordered
-if only the order differs) and all but the head when they differ (a new head, initialised as
-in any new model). `freeze.part=cnn|encoder freeze.epochs=N` trains only the rest for N epochs.
+`train.py init_from=models/<release>.safetensors` (or a checkpoint) builds the model with the
+release's feature and network sizes, copies all its weights when the label sets match (the
+head's rows reordered if only the order differs) and all but the head when they differ (a new
+head, initialised as in any new model). `freeze.part=cnn|encoder freeze.epochs=N` trains only
+the rest for N epochs.
 """
 
 from __future__ import annotations
@@ -17,23 +18,22 @@ import torch
 from torch import nn
 
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.predictor import read_file
 
 log = logging.getLogger(__name__)
 
 HEAD = "net.head."
 
 
-def release_sizes(path: str | Path) -> tuple[dict, dict]:
-    """(features, net) of a release or checkpoint: the model a fine-tuning run must build."""
-    hparams, _ = read_file(path)
-    return hparams["features"], hparams["net"]
-
-
-def load_pretrained(module: nn.Module, path: str | Path, class_names: Sequence[str]) -> dict:
-    """Copies a release's weights into `module` (built with the release's sizes); returns what
-    was done, for the log and metrics.json."""
-    hparams, state = read_file(path)
+def load_pretrained(
+    module: nn.Module,
+    release: tuple[dict, dict[str, torch.Tensor]],
+    class_names: Sequence[str],
+    path: str | Path,
+) -> dict:
+    """Copies a release's weights (`predictor.read_file(path)`: hparams and state) into
+    `module`, built with the release's sizes; returns what was done, for the log and
+    metrics.json."""
+    hparams, state = release
     theirs = list(hparams.get("class_names") or EMOTIONS)
     ours = list(class_names)
     own = module.state_dict()

@@ -18,9 +18,9 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from speech_emotion_recognition.finetune import FreezeFor, load_pretrained, release_sizes
+from speech_emotion_recognition.finetune import FreezeFor, load_pretrained
 from speech_emotion_recognition.loss import inverse_frequency_weights
-from speech_emotion_recognition.predictor import checkpoint_error, native_bf16
+from speech_emotion_recognition.predictor import checkpoint_error, native_bf16, read_file
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("init_from"):
         if error := checkpoint_error(cfg.init_from):
             raise FileNotFoundError(error)
-        features, net = release_sizes(cfg.init_from)
+        release = read_file(cfg.init_from)  # (hparams, state), read once
         with open_dict(cfg):  # the release's architecture, whatever model= says
-            cfg.model.features, cfg.model.net = features, net
+            cfg.model.features, cfg.model.net = release[0]["features"], release[0]["net"]
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
@@ -134,7 +134,7 @@ def train(cfg: DictConfig) -> dict:
     )
     initialised = None
     if cfg.get("init_from"):
-        initialised = load_pretrained(model, cfg.init_from, class_names)
+        initialised = load_pretrained(model, release, class_names, cfg.init_from)
     if cfg.get("compile"):
         model.net.compile()
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
