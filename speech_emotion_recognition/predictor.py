@@ -315,18 +315,25 @@ def file_row(item: Windows, probabilities: np.ndarray | None, names: Sequence[st
     }
 
 
+def segment_row(
+    source: str, span: Span, probabilities: np.ndarray, rate: int, names: Sequence[str]
+) -> dict:
+    """One window: `start`/`end` in seconds of the speech it holds, not its padding."""
+    return {
+        "path": source,
+        "start": round(span.speech_start / rate, 3),
+        "end": round(span.speech_end / rate, 3),
+        "label": names[int(probabilities.argmax())],
+        "confidence": float(probabilities.max()),
+        **{name: float(v) for name, v in zip(names, probabilities, strict=True)},
+    }
+
+
 def segment_rows(
     item: Windows, probabilities: np.ndarray, sample_rate: int, names: Sequence[str]
 ) -> list[dict]:
-    """One row per window: `start`/`end` in seconds of the speech it holds, not its padding."""
+    """One row per window of a file."""
     return [
-        {
-            "path": item.path,
-            "start": round(span.speech_start / sample_rate, 3),
-            "end": round(span.speech_end / sample_rate, 3),
-            "label": names[int(p.argmax())],
-            "confidence": float(p.max()),
-            **{name: float(v) for name, v in zip(names, p, strict=True)},
-        }
+        segment_row(item.path, span, p, sample_rate, names)
         for span, p in zip(item.spans, probabilities, strict=True)
     ]

@@ -8,6 +8,7 @@ level. Windows are cut from the speech regions, so no window without speech reac
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,17 +49,21 @@ class Span:
         return self.speech_end - self.speech_start
 
 
+FRAME = 512  # silero-vad scores 32 ms frames at 16 kHz
 _detector = None
 
 
 def detector():
-    """silero-vad's ONNX model, loaded once per process (it ships inside the wheel)."""
+    """silero-vad's ONNX model with a state of its own (the session, loaded once per process
+    from inside the wheel, is shared): one per file or stream, since the detector is stateful."""
     global _detector
     if _detector is None:
         from silero_vad import load_silero_vad
 
         _detector = load_silero_vad(onnx=True)
-    return _detector
+    fresh = copy.copy(_detector)
+    fresh.reset_states()
+    return fresh
 
 
 def normalise(audio: np.ndarray, config: SpeechConfig) -> np.ndarray:
@@ -69,32 +74,49 @@ def normalise(audio: np.ndarray, config: SpeechConfig) -> np.ndarray:
     return (audio * (10 ** (config.peak_dbfs / 20) / peak)).astype(np.float32)
 
 
-def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) -> list[tuple]:
-    """(start, end) sample pairs of speech, pauses under `merge_gap_seconds` merged."""
-    if not config.vad:
-        return [(0, len(audio))]
-    from silero_vad import get_speech_timestamps
+@torch.inference_mode()
+def frame_probabilities(audio: np.ndarray, model) -> list[float]:
+    """The detector's speech probability of each 32 ms frame, the last one padded with zeros;
+    the model's state carries on from its previous call (a stream feeds it piece by piece)."""
+    frames = np.pad(audio, (0, -len(audio) % FRAME)).reshape(-1, FRAME)
+    return [model(torch.from_numpy(f), DETECTOR_RATE).item() for f in frames]
 
-    if sample_rate != DETECTOR_RATE:
-        raise ValueError(f"silero-vad needs {DETECTOR_RATE} Hz audio, got {sample_rate}")
-    with torch.inference_mode():
-        found = get_speech_timestamps(
-            torch.from_numpy(audio),
-            detector(),
-            threshold=config.threshold,
-            sampling_rate=sample_rate,
-            min_speech_duration_ms=int(1000 * config.min_speech_seconds),
-            min_silence_duration_ms=int(1000 * config.min_silence_seconds),
-            speech_pad_ms=int(1000 * config.pad_seconds),
-        )
+
+def merge(found: list[dict], gap: int) -> list[tuple[int, int]]:
+    """(start, end) pairs of silero's segments, pauses of at most `gap` samples merged."""
     regions: list[tuple[int, int]] = []
-    gap = int(config.merge_gap_seconds * sample_rate)
     for region in found:
         if regions and region["start"] - regions[-1][1] <= gap:
             regions[-1] = (regions[-1][0], region["end"])
         else:
             regions.append((region["start"], region["end"]))
     return regions
+
+
+def segments(probabilities: list[float], n_samples: int, config: SpeechConfig) -> list[dict]:
+    """silero-vad's own rules (thresholds, minimum speech and silence, padding) on frame
+    probabilities; `n_samples` is the length of the audio they score."""
+    from silero_vad import get_speech_timestamps_from_probs
+
+    return get_speech_timestamps_from_probs(
+        probabilities,
+        sampling_rate=DETECTOR_RATE,
+        threshold=config.threshold,
+        min_speech_duration_ms=int(1000 * config.min_speech_seconds),
+        min_silence_duration_ms=int(1000 * config.min_silence_seconds),
+        speech_pad_ms=int(1000 * config.pad_seconds),
+        audio_length_samples=n_samples,
+    )
+
+
+def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) -> list[tuple]:
+    """(start, end) sample pairs of speech, pauses under `merge_gap_seconds` merged."""
+    if not config.vad:
+        return [(0, len(audio))]
+    if sample_rate != DETECTOR_RATE:
+        raise ValueError(f"silero-vad needs {DETECTOR_RATE} Hz audio, got {sample_rate}")
+    found = segments(frame_probabilities(audio, detector()), len(audio), config)
+    return merge(found, int(config.merge_gap_seconds * sample_rate))
 
 
 def spans(regions: list[tuple[int, int]], n_samples: int, window: int, hop: int) -> list[Span]:

@@ -1,0 +1,121 @@
+"""The streaming engine: a recording fed in chunks of any size gets the windows and labels of the
+file, its events in order, with bounded memory; sounds that are not speech give no events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.noise import coloured_noise, rms
+from speech_emotion_recognition.predictor import (
+    Predictor,
+    cut_windows,
+    load_classifier,
+    segment_rows,
+)
+from speech_emotion_recognition.speech import SpeechConfig, speech_regions
+from speech_emotion_recognition.stream import SpeechStream, stream_events
+from tests.audio import tone
+from tests.test_speech import RELEASE, speech_clips
+
+RATE = 16000
+SPEECH = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
+TOLERANCE = 2 * 512 / RATE + 0.001  # two detector frames, and the rounding to ms
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(load_classifier(RELEASE), torch.device("cpu"), torch.float32)
+
+
+def recording(seed: int = 0) -> np.ndarray:
+    """About 45 s of RAVDESS speech: eight clips, each quieter than the one before (a stream
+    learns the peak as it goes; here it is heard first), pauses of 0.3-2.5 s, then three clips
+    without their silences and with short pauses: one long region with overlapping windows.
+    Faint noise throughout."""
+    rng = np.random.default_rng(seed)
+    clips = speech_clips(n=11)
+    parts = []
+    for i, clip in enumerate(clips[:8]):
+        pause = np.zeros(int(rng.uniform(0.3, 2.5) * RATE))
+        parts += [clip / np.abs(clip).max() * 0.9 * 0.85**i, pause]
+    for clip in clips[8:]:
+        regions = speech_regions(clip / np.abs(clip).max(), RATE, SPEECH)
+        speech = 0.3 * clip[regions[0][0] : regions[-1][1]] / np.abs(clip).max()
+        parts += [speech, np.zeros(int(0.6 * RATE))]  # pauses the merge rule bridges
+    parts.append(np.zeros(RATE))
+    audio = np.concatenate(parts)
+    return (audio + 3e-4 * rng.standard_normal(len(audio))).astype(np.float32)
+
+
+def random_chunks(audio: np.ndarray, rng: np.random.Generator, most: int) -> list[np.ndarray]:
+    cuts = np.cumsum(rng.integers(1, most, len(audio) // 2 + 2))
+    return np.split(audio, cuts[cuts < len(audio)])
+
+
+@pytest.mark.real_data
+def test_a_recording_streamed_in_any_chunks_gets_the_files_windows(predictor):
+    audio = recording()
+    item = cut_windows("talk", audio, RATE, SPEECH)
+    probabilities = predictor.probabilities(item.audio, 16)
+    expected = segment_rows(item, probabilities, RATE, predictor.class_names)
+    assert len(expected) >= 10 and any(r["end"] - r["start"] == 5.0 for r in expected)
+    rng = np.random.default_rng(1)
+    for most in (160, 4000, 48000):  # 10 ms, a quarter second, three seconds at most
+        events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, most), "talk"))
+        windows = [e for e in events if e["type"] == "window"]
+        assert [w["label"] for w in windows] == [r["label"] for r in expected], most
+        moved = 0
+        for window, row in zip(windows, expected, strict=True):
+            assert window["start"] == pytest.approx(row["start"], abs=TOLERANCE)
+            assert window["end"] == pytest.approx(row["end"], abs=TOLERANCE)
+            if (window["start"], window["end"]) != (row["start"], row["end"]):
+                moved += 1  # a frame's shift moves the window, and the model hears it
+                continue
+            for name in predictor.class_names:
+                assert window[name] == pytest.approx(row[name], abs=0.01), (most, name)
+        assert moved <= 2, most
+        # each window comes after its region's start and before its end, regions in order
+        starts = [i for i, e in enumerate(events) if e["type"] == "speech_start"]
+        ends = [i for i, e in enumerate(events) if e["type"] == "speech_end"]
+        assert len(starts) == len(ends) and starts == sorted(starts) and ends == sorted(ends)
+        regions = [
+            (events[a]["time"], events[b]["time"], a, b) for a, b in zip(starts, ends, strict=True)
+        ]
+        assert all(a < b for _, _, a, b in regions)
+        for i, event in enumerate(events):
+            if event["type"] == "window":
+                (a, b), *_ = [(a, b) for t0, t1, a, b in regions
+                              if t0 <= event["start"] < event["end"] <= t1]  # fmt: skip
+                assert a < i < b
+        assert [w["start"] for w in windows] == sorted(w["start"] for w in windows)
+
+
+@pytest.mark.real_data
+def test_a_long_stream_keeps_only_the_audio_windows_to_come_can_reach():
+    audio = np.concatenate([recording(seed) for seed in range(3)])  # over two minutes
+    stream = SpeechStream(SPEECH, RATE)
+    kept = []
+    for chunk in np.split(audio, np.arange(RATE // 4, len(audio), RATE // 4)):
+        stream.feed(chunk)
+        kept.append(stream.buffered_seconds)
+    assert len(audio) / RATE > 120
+    assert max(kept) <= 3 * SPEECH.window_seconds, max(kept)
+
+
+@pytest.mark.real_data
+def test_silence_noise_and_a_tone_give_no_events(predictor):
+    rng = np.random.default_rng(0)
+    white, pink = (coloured_noise(10 * RATE, c, rng) for c in ("white", "pink"))
+    sounds = {
+        "silence": np.zeros(10 * RATE, np.float32),
+        "white": 0.1 * white / rms(white),
+        "pink": 0.1 * pink / rms(pink),
+        "tone": tone(440.0, 10.0, RATE, rng)[:, 0],
+    }
+    for name, audio in sounds.items():
+        events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, 4000)))
+        assert events == [], name
