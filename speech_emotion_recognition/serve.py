@@ -19,6 +19,7 @@ from speech_emotion_recognition.predictor import (
     resolve_precision,
 )
 from speech_emotion_recognition.serving.api import create_app
+from speech_emotion_recognition.serving.live import StreamLimits
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import EmotionService, Limits
 from speech_emotion_recognition.speech import SpeechConfig
@@ -51,11 +52,21 @@ def main(cfg: DictConfig) -> None:
         # rule that files in the working folder may be served then covers nothing else.
         os.chdir(workdir)
         page_files = PageFiles("files", cfg.page.max_file_age_seconds)
-        app = create_app(service, page_files, examples, cfg.page.sweep_seconds)
+        limits = StreamLimits(
+            **{**cfg.stream, "allowed_origins": tuple(cfg.stream.allowed_origins)}
+        )
+        app = create_app(service, page_files, examples, cfg.page.sweep_seconds, limits)
         log.info("Serving %s on http://%s:%d (docs: /docs)", service.model, cfg.host, cfg.port)
         # uvicorn re-raises the SIGTERM it stopped on; exiting then removes the folder
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", server_header=False)
+        uvicorn.run(
+            app,
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            server_header=False,
+            ws_max_size=4 * limits.max_frame_bytes,  # larger frames are refused unread
+        )
 
 
 if __name__ == "__main__":

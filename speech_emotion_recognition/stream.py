@@ -16,6 +16,7 @@ with its last window. Plain numpy and torch: the server, `listen.py` and the tes
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -104,8 +105,9 @@ class SpeechStream:
         self._finished = False
 
     @property
-    def received_seconds(self) -> float:
-        return self._received / self.rate
+    def received(self) -> int:
+        """Samples fed so far."""
+        return self._received
 
     @property
     def buffered_seconds(self) -> float:
@@ -219,39 +221,40 @@ class SpeechStream:
         self._offset = keep
 
 
-def window_event(
-    source: str, span: Span, probabilities: np.ndarray, rate: int, names: list[str]
-) -> dict:
-    return {"type": "window", **segment_row(source, span, probabilities, rate, names)}
+def windows_of(items: list[SpeechEvent | WindowReady]) -> list[np.ndarray]:
+    """The audio of the windows among `items`, in order: what the model has to hear."""
+    return [item.audio for item in items if isinstance(item, WindowReady)]
 
 
-def speech_event(event: SpeechEvent, rate: int) -> dict:
-    return {"type": event.kind, "time": round(event.sample / rate, 3)}
+def events(
+    items: list[SpeechEvent | WindowReady],
+    probabilities: np.ndarray | None,
+    rate: int,
+    names: list[str],
+) -> list[dict]:
+    """JSON-ready events: `probabilities` has one row per window among `items`, in order.
+    A window's fields are those `inference.py segments=true` writes for a file's segment."""
+    found = iter([] if probabilities is None else probabilities)
+    result = []
+    for item in items:
+        if isinstance(item, WindowReady):
+            row = segment_row("", item.span, next(found), rate, names)
+            del row["path"]
+            result.append({"type": "window", **row})
+        else:
+            result.append({"type": item.kind, "time": round(item.sample / rate, 3)})
+    return result
 
 
 def stream_events(
-    predictor: Predictor,
-    config: SpeechConfig,
-    chunks: Iterable[np.ndarray],
-    source: str = "stream",
-    batch_size: int = 16,
+    predictor: Predictor, config: SpeechConfig, chunks: Iterable[np.ndarray], batch_size: int = 16
 ) -> Iterator[dict]:
     """One stream through the engine, synchronously (listen.py, the tests): each chunk's
     settled windows go through the model together, events come out in order."""
     stream = SpeechStream(config, predictor.sample_rate)
-    for chunk in chunks:
-        yield from label(stream.feed(chunk), predictor, source, batch_size)
-    yield from label(stream.finish(), predictor, source, batch_size)
-
-
-def label(
-    items: list[SpeechEvent | WindowReady], predictor: Predictor, source: str, batch_size: int
-) -> Iterator[dict]:
-    ready = [item.audio for item in items if isinstance(item, WindowReady)]
-    found = iter(predictor.probabilities(ready, batch_size) if ready else [])
     rate, names = predictor.sample_rate, predictor.class_names
-    for item in items:
-        if isinstance(item, WindowReady):
-            yield window_event(source, item.span, next(found), rate, names)
-        else:
-            yield speech_event(item, rate)
+    settled = itertools.chain((stream.feed(c) for c in chunks), (stream.finish() for _ in [0]))
+    for items in settled:
+        audio = windows_of(items)
+        found = predictor.probabilities(audio, batch_size) if audio else None
+        yield from events(items, found, rate, names)

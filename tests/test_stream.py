@@ -65,7 +65,7 @@ def test_a_recording_streamed_in_any_chunks_gets_the_files_windows(predictor):
     assert len(expected) >= 10 and any(r["end"] - r["start"] == 5.0 for r in expected)
     rng = np.random.default_rng(1)
     for most in (160, 4000, 48000):  # 10 ms, a quarter second, three seconds at most
-        events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, most), "talk"))
+        events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, most)))
         windows = [e for e in events if e["type"] == "window"]
         assert [w["label"] for w in windows] == [r["label"] for r in expected], most
         moved = 0

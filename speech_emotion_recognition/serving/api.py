@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 
 from speech_emotion_recognition.serving.guard import BodyLimit, MethodCheck, PagePaths, error
+from speech_emotion_recognition.serving.live import StreamLimits, add_stream_route
 from speech_emotion_recognition.serving.page import build_page
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import Cancelled, EmotionService, UploadError
@@ -66,6 +67,7 @@ def create_app(
     page_files: PageFiles,
     examples: Sequence[str] = (),
     sweep_seconds: float = 60.0,
+    stream_limits: StreamLimits | None = None,
 ) -> FastAPI:
     app = FastAPIOffline(
         title="Speech emotion recognition",
@@ -126,6 +128,7 @@ def create_app(
         segments = [{**s, "path": name} for s in answer["segments"]]
         return {**answer, "path": name, "segments": segments}
 
+    add_stream_route(app, service, stream_limits or StreamLimits())
     api_routes = [r for r in app.routes if not isinstance(r, Mount)]
 
     app = mount_page(app, service, page_files, examples, sweep_seconds)

@@ -119,6 +119,11 @@ class EmotionService:
         except AudioError as error:  # readable, but no usable samples (empty, NaN)
             raise UploadError(422, f"{name}: {error}") from None
 
+    def window_probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
+        """Windows of live streams (live.py), under the same lock as uploads."""
+        with self._lock:
+            return self.predictor.probabilities(windows, self.batch_size)
+
     def predict(self, path: Path, name: str, cancelled: threading.Event | None = None) -> dict:
         """The row `inference.py` writes for this file, named `name`, plus its speech segments
         (`start`/`end` in seconds) and its duration. Raises Cancelled once `cancelled` is set."""
