@@ -69,19 +69,21 @@ def imported(importtime_log: str) -> set[str]:
     return names
 
 
-def test_a_prediction_never_loads_training_machinery(tmp_path):
+@pytest.mark.parametrize(("script", "output"), [("inference.py", "output"), ("listen.py", "csv")])
+def test_a_prediction_never_loads_training_machinery(script, output, tmp_path):
     """The cold start of `inference.py` on one file (README: about 3.5 s) stays fast only while
-    nothing of training's stack is imported, through a module or a shared Hydra config."""
+    nothing of training's stack is imported, through a module or a shared Hydra config; the
+    same for `listen.py`."""
     clip = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08" / "03-01-05-01-01-01-08.wav"
-    script = PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"
+    script = PROJECT_ROOT / "speech_emotion_recognition" / script
     command = [sys.executable, "-X", "importtime", str(script), f"input={clip}",
-               f"output={tmp_path / 'out.csv'}", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+               f"{output}={tmp_path / 'out.csv'}", f"hydra.run.dir={tmp_path}"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result.stderr)
     assert "speech_emotion_recognition.predictor" in modules
     loaded = sorted(m for m in modules if m.split(".")[0] in TRAINING_ONLY or m in TRAINING_ONLY)
-    assert not loaded, f"inference.py imported training-only modules: {loaded[:10]}"
+    assert not loaded, f"{script.name} imported training-only modules: {loaded[:10]}"
 
 
 def test_the_server_never_loads_training_machinery(tmp_path):

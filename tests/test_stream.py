@@ -3,12 +3,18 @@ file, its events in order, with bounded memory; sounds that are not speech give 
 
 from __future__ import annotations
 
+import csv
+import sys
+import time
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.noise import coloured_noise, rms
 from speech_emotion_recognition.predictor import (
     Predictor,
@@ -19,6 +25,7 @@ from speech_emotion_recognition.predictor import (
 from speech_emotion_recognition.speech import SpeechConfig, speech_regions
 from speech_emotion_recognition.stream import SpeechStream, stream_events
 from tests.audio import tone
+from tests.conftest import compose_config
 from tests.test_speech import RELEASE, speech_clips
 
 RATE = 16000
@@ -119,3 +126,35 @@ def test_silence_noise_and_a_tone_give_no_events(predictor):
     for name, audio in sounds.items():
         events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, 4000)))
         assert events == [], name
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_listen_plays_a_file_in_real_time_with_the_engines_windows(predictor, tmp_path):
+    audio = recording()[: 8 * RATE]
+    sf.write(tmp_path / "talk.wav", audio, RATE, subtype="FLOAT")
+    out = tmp_path / "events.csv"
+    cfg = compose_config("listen", tmp_path, [f"input={tmp_path / 'talk.wav'}", f"csv={out}",
+                                              "realtime=true", "precision=32"])  # fmt: skip
+    began = time.monotonic()
+    assert run(cfg) == 0
+    assert time.monotonic() - began >= 8.0  # at the pace it was recorded
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    chunk = int(cfg.chunk_seconds * RATE)
+    chunks = np.split(audio, range(chunk, len(audio), chunk))
+    expected = list(stream_events(predictor, SPEECH, chunks))
+    assert [r["type"] for r in rows] == [e["type"] for e in expected]
+    windows = [(r, e) for r, e in zip(rows, expected, strict=True) if e["type"] == "window"]
+    assert len(windows) >= 2
+    for row, event in windows:
+        assert (row["label"], float(row["start"]), float(row["end"])) == (
+            event["label"], event["start"], event["end"])  # fmt: skip
+        assert 0 <= float(row["latency_ms"]) < 5000
+
+
+def test_listen_without_portaudio_says_what_to_install(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # as if PortAudio were missing
+    cfg = compose_config("listen", tmp_path, ["seconds=1", f"ckpt={RELEASE}"])
+    assert run(cfg) == 2
+    assert "apt-get install libportaudio2" in caplog.text
