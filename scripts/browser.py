@@ -5,6 +5,10 @@ the page, waits for the label and saves a screenshot; without CLIP it uploads an
 of three sentences of test actor 08 (neutral, happy, sad) in room noise, which gives the
 README's picture with the timeline. tests/test_serve.py runs the same function against the
 API's answer.
+
+`python scripts/browser.py --live [CLIP]` plays CLIP (default: angry, happy and sad sentences
+of actor 08) as Chromium's fake microphone into the Live tab and saves docs/live.png;
+tests/test_serve.py checks its labels against the streaming engine's for the same file.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +35,12 @@ from speech_emotion_recognition.preprocessing import load_audio
 INSTALL = "apt-get install chromium chromium-driver"
 
 
-def chromium() -> webdriver.Chrome:
+def chromium(*arguments: str) -> webdriver.Chrome:
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not binary or not driver:
         raise FileNotFoundError(f"Chromium or its driver is missing: {INSTALL}")
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *arguments):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1200")
     options.binary_location = binary
@@ -66,6 +71,37 @@ def label_in_page(url: str, clip: Path, screenshot: Path | None, timeout: float 
         browser.quit()
 
 
+def live_labels(url: str, wav: Path, seconds: float, screenshot: Path | None) -> list[str]:
+    """Play `wav` as Chromium's microphone into the Live tab for `seconds`, press Stop and
+    return the labels of the windows the page lists, in order."""
+    browser = chromium(
+        "--use-fake-ui-for-media-stream",  # allow the microphone without asking
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={Path(wav).resolve()}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    )
+    try:
+        browser.get(url)
+        wait = WebDriverWait(browser, 90)
+        tab = (By.XPATH, "//button[@role='tab'][contains(., 'Live')]")
+        wait.until(expected_conditions.element_to_be_clickable(tab)).click()
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "live-start"))).click()
+        wait.until(lambda b: b.find_element(By.ID, "live-status").text == "Listening…")
+        time.sleep(seconds)
+        browser.find_element(By.ID, "live-start").click()  # Stop: the server settles the rest
+        wait.until(lambda b: b.find_element(By.ID, "live-status").text.startswith("Stopped"))
+        status = browser.find_element(By.ID, "live-status").text
+        if status != "Stopped.":
+            raise RuntimeError(f"the Live tab says: {status}")
+        if screenshot:
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(screenshot))
+        shown = browser.find_elements(By.CSS_SELECTOR, "#live-windows li")
+        return [item.get_attribute("data-label") for item in reversed(shown)]
+    finally:
+        browser.quit()
+
+
 def three_sentences(target: Path) -> Path:
     """Neutral, happy and sad sentences of RAVDESS actor 08 at 1, 7 and 13 s of 18 s of noise."""
     actor = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
@@ -78,14 +114,34 @@ def three_sentences(target: Path) -> Path:
     return target
 
 
+def live_sentences(target: Path) -> tuple[Path, float]:
+    """Angry, happy and sad sentences of RAVDESS actor 08 at 1.5, 6.5 and 11.5 s of 17 s of
+    noise (the model labels each of them the same whatever the offset or resampling), and the
+    recording's length in seconds."""
+    actor = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
+    names = ("03-01-05-02-01-01-08.wav", "03-01-03-02-01-01-08.wav", "03-01-04-02-02-01-08.wav")
+    recording = 0.0005 * np.random.default_rng(2).standard_normal(17 * 16000)
+    for start, name in zip((1.5, 6.5, 11.5), names, strict=True):
+        clip = load_audio(str(actor / name), 16000)
+        recording[int(start * 16000) : int(start * 16000) + len(clip)] += clip
+    sf.write(target, recording, 16000)
+    return target, len(recording) / 16000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip", nargs="?", type=Path)
-    parser.add_argument("--screenshot", type=Path, default=Path("docs/demo.png"))
+    parser.add_argument("--screenshot", type=Path)
+    parser.add_argument("--live", action="store_true", help="the Live tab, the clip as microphone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, running_server() as server:
+        if args.live:
+            clip, seconds = live_sentences(Path(folder) / "live.wav")
+            screenshot = args.screenshot or Path("docs/live.png")
+            print(live_labels(server.url, args.clip or clip, seconds + 1, screenshot))
+            return
         clip = args.clip or three_sentences(Path(folder) / "three_sentences.wav")
-        print(label_in_page(server.url, clip, args.screenshot))
+        print(label_in_page(server.url, clip, args.screenshot or Path("docs/demo.png")))
 
 
 if __name__ == "__main__":

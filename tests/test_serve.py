@@ -6,20 +6,29 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from fastapi.testclient import TestClient
 
-from scripts import load_test
+from scripts import browser, load_test
 from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import columns
+from speech_emotion_recognition.predictor import (
+    Predictor,
+    columns,
+    load_classifier,
+    resolve_precision,
+)
+from speech_emotion_recognition.preprocessing import load_audio
 from speech_emotion_recognition.serve import build_service
 from speech_emotion_recognition.serving.api import create_app
 from speech_emotion_recognition.serving.page import describe
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import Limits
+from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.stream import stream_events
 from tests.conftest import compose_config
 from tests.test_inference import config
 from tests.test_speech import RAVDESS, RELEASE, speech_clips
@@ -192,3 +201,24 @@ def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path)
     heading = describe(service)
     assert f"**{accuracy['mean']:.2f} ± {accuracy['sd']:.2f}**" in heading
     assert f"over {summary['runs']} speaker folds" in heading
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_live_tab_shows_the_labels_the_engine_gives(tmp_path):
+    """Chromium's fake microphone plays a recording into the Live tab; the page lists the
+    labels the streaming engine gives the same file."""
+    wav, seconds = browser.live_sentences(tmp_path / "live.wav")
+    device = torch.device("cpu")
+    predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
+    audio = load_audio(str(wav), 16000)
+    chunks = np.split(audio, range(4096, len(audio), 4096))
+    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
+    expected = [
+        e["label"] for e in stream_events(predictor, config, chunks) if e["type"] == "window"
+    ]
+    assert len(expected) == 3
+    with running_server() as server:
+        screenshot = tmp_path / "live.png"
+        assert browser.live_labels(server.url, wav, seconds + 1, screenshot) == expected
+    assert screenshot.stat().st_size > 20_000

@@ -1,0 +1,113 @@
+// The page's Live tab: the browser's microphone to the server's /stream WebSocket (float32 at
+// the microphone's own rate; the server resamples), its events shown as they come: the
+// current emotion, its probabilities, the last minute as a timeline with speech shaded, and a
+// list of the windows. Runs as the gr.HTML's js_on_load, so `element` is the tab's HTML.
+const classes = JSON.parse(element.querySelector("#live").dataset.classes);
+const colours = ["#d62728", "#8c564b", "#9467bd", "#ff7f0e", "#7f7f7f", "#1f77b4",
+                 "#2ca02c", "#e377c2", "#bcbd22", "#17becf"];
+const $ = (id) => element.querySelector("#" + id);
+const button = $("live-start"), status = $("live-status"), list = $("live-windows");
+const canvas = $("live-timeline"), bars = $("live-bars");
+const SPAN = 60;  // seconds on the timeline
+let socket = null, context = null, media = null, sending = false;
+let regions = [], windows = [], heard = 0, rate = 48000;
+
+for (const [i, name] of classes.entries()) {
+  bars.insertAdjacentHTML("beforeend",
+    `<div class="live-row"><span>${name}</span><div class="live-track">` +
+    `<div class="live-bar" id="live-p-${name}" style="background:${colours[i % 10]}"></div>` +
+    `</div><span class="live-value" id="live-v-${name}"></span></div>`);
+}
+
+function draw() {
+  const g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
+  const now = Math.max(heard, SPAN), x = (t) => w * (t - (now - SPAN)) / SPAN;
+  const row = h / classes.length;
+  g.clearRect(0, 0, w, h);
+  g.fillStyle = "#e8e8e8";
+  for (const r of regions) g.fillRect(x(r.start), 0, x(r.end ?? heard) - x(r.start), h);
+  for (const e of windows) {
+    const i = classes.indexOf(e.label);
+    g.globalAlpha = 0.35 + 0.65 * e.confidence;
+    g.fillStyle = colours[i % 10];
+    g.fillRect(x(e.start), i * row + 2, Math.max(2, x(e.end) - x(e.start)), row - 4);
+  }
+  g.globalAlpha = 1;
+  g.fillStyle = "#444";
+  g.font = "11px sans-serif";
+  classes.forEach((name, i) => g.fillText(name, 4, i * row + row / 2 + 4));
+  g.fillText(`last ${SPAN} s`, w - 60, h - 4);
+}
+
+function show(event) {
+  if (event.type === "speech_start") regions.push({start: event.time});
+  else if (event.type === "speech_end" && regions.length) regions.at(-1).end = event.time;
+  else if (event.type === "window") {
+    windows.push(event);
+    $("live-label").textContent = `${event.label} ${event.confidence.toFixed(2)}`;
+    for (const name of classes) {
+      $("live-p-" + name).style.width = `${(100 * event[name]).toFixed(1)}%`;
+      $("live-v-" + name).textContent = event[name].toFixed(2);
+    }
+    list.insertAdjacentHTML("afterbegin",
+      `<li data-label="${event.label}" data-start="${event.start}">` +
+      `${event.start.toFixed(2)}–${event.end.toFixed(2)} s: ${event.label} ` +
+      `${event.confidence.toFixed(2)}</li>`);
+  } else if (event.type === "error") status.textContent = `Stopped: ${event.message}`;
+  draw();
+}
+
+async function start() {
+  media = await navigator.mediaDevices.getUserMedia({audio: {
+    channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
+  context = new AudioContext();
+  rate = context.sampleRate;
+  regions = []; windows = []; heard = 0; list.innerHTML = "";
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  socket = new WebSocket(scheme + location.host + "/stream");
+  socket.binaryType = "arraybuffer";
+  socket.onopen = () => socket.send(JSON.stringify({sample_rate: rate, format: "float32"}));
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === "options") { sending = true; status.textContent = "Listening…"; }
+    else if (event.type === "done") status.textContent = "Stopped.";
+    else show(event);
+  };
+  socket.onclose = (closed) => {
+    sending = false;
+    if (closed.code !== 1000 && !status.textContent.startsWith("Stopped"))
+      status.textContent = `Stopped: ${closed.reason || "the connection closed"}`;
+    stopAudio();
+  };
+  const source = context.createMediaStreamSource(media);
+  const processor = context.createScriptProcessor(4096, 1, 1);
+  processor.onaudioprocess = (e) => {
+    if (!sending) return;
+    const samples = new Float32Array(e.inputBuffer.getChannelData(0));
+    heard += samples.length / rate;
+    socket.send(samples.buffer);
+    draw();
+  };
+  source.connect(processor);
+  processor.connect(context.destination);  // a processor runs only when connected; it outputs silence
+  button.textContent = "Stop";
+}
+
+function stopAudio() {
+  if (media) media.getTracks().forEach((track) => track.stop());
+  if (context) context.close();
+  media = context = null;
+  button.textContent = "Start";
+}
+
+function stop() {
+  sending = false;
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "end"}));
+  stopAudio();
+}
+
+button.addEventListener("click", () => {
+  if (button.textContent === "Stop") stop();
+  else start().catch((error) => { status.textContent = `No microphone: ${error.message}`; });
+});
+draw();
