@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -28,9 +26,8 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from scripts.load_test import running_server
-from speech_emotion_recognition import PROJECT_ROOT
+from scripts.recordings import live_sentences, three_sentences
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import load_audio
 
 INSTALL = "apt-get install chromium chromium-driver"
 
@@ -100,32 +97,6 @@ def live_labels(url: str, wav: Path, seconds: float, screenshot: Path | None) ->
         return [item.get_attribute("data-label") for item in reversed(shown)]
     finally:
         browser.quit()
-
-
-def three_sentences(target: Path) -> Path:
-    """Neutral, happy and sad sentences of RAVDESS actor 08 at 1, 7 and 13 s of 18 s of noise."""
-    actor = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
-    names = ("03-01-01-01-01-01-08.wav", "03-01-03-01-01-01-08.wav", "03-01-04-01-01-01-08.wav")
-    recording = 0.0005 * np.random.default_rng(1).standard_normal(18 * 16000)
-    for start, name in zip((1, 7, 13), names, strict=True):
-        clip = load_audio(str(actor / name), 16000)
-        recording[start * 16000 : start * 16000 + len(clip)] += clip
-    sf.write(target, recording, 16000)
-    return target
-
-
-def live_sentences(target: Path) -> tuple[Path, float]:
-    """Angry, happy and sad sentences of RAVDESS actor 08 at 1.5, 6.5 and 11.5 s of 17 s of
-    noise (the model labels each of them the same whatever the offset or resampling), and the
-    recording's length in seconds."""
-    actor = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
-    names = ("03-01-05-02-01-01-08.wav", "03-01-03-02-01-01-08.wav", "03-01-04-02-02-01-08.wav")
-    recording = 0.0005 * np.random.default_rng(2).standard_normal(17 * 16000)
-    for start, name in zip((1.5, 6.5, 11.5), names, strict=True):
-        clip = load_audio(str(actor / name), 16000)
-        recording[int(start * 16000) : int(start * 16000) + len(clip)] += clip
-    sf.write(target, recording, 16000)
-    return target, len(recording) / 16000
 
 
 def main() -> None:

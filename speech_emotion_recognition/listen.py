@@ -3,8 +3,9 @@ microphone and prints a line per window; `input=FILE [realtime=true]` plays a re
 the same engine at the pace it was recorded (how the tests and the latency figures run it).
 
 Each window line carries its latency: the time from the end of the window's audio (when its
-last sample arrived) to its event. A window waits for the engine's file rules too (stream.py):
-a short region's window once `merge_gap_seconds` of silence have followed it.
+last sample arrived) to its event. Part of it can be waiting for the file rules (stream.py):
+a region's last window comes once `merge_gap_seconds` of silence have followed it, so that a
+stream gets a file's windows; `waited_ms` says how much.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def line(event: dict) -> str:
     return (
         f"{event['start']:8.2f} - {event['end']:6.2f} s  {event['label']:<9} "
         f"{event['confidence']:.2f}   latency {event['latency_ms']:.0f} ms"
+        + (
+            f" (waited {event['waited_ms']:.0f} ms for the pause rule)"
+            if event["waited_ms"]
+            else ""
+        )
     )
 
 
@@ -103,13 +109,15 @@ def run(cfg: DictConfig) -> int:
     writer = None
     if cfg.csv:
         target = open(cfg.csv, "w", newline="")  # noqa: SIM115 - open for the whole run
-        fields = ["type", "time", "start", "end", "label", "confidence", *names, "latency_ms"]
+        fields = ["type", "time", "start", "end", "label", "confidence", *names]
+        fields += ["latency_ms", "waited_ms"]
         writer = csv.DictWriter(target, fields)
         writer.writeheader()
     latencies = []
     start = time.monotonic()
 
-    def report(items: list) -> None:
+    def report(items: list, arrived: int) -> None:
+        """`arrived`: samples in the chunk that settled `items`."""
         audio = windows_of(items)
         found = predictor.probabilities(audio, cfg.batch_size) if audio else None
         now = time.monotonic()
@@ -117,6 +125,9 @@ def run(cfg: DictConfig) -> int:
             if isinstance(item, WindowReady):
                 audio_end = min(item.span.start + stream.window, stream.received)
                 event["latency_ms"] = round(1000 * (now - start - audio_end / rate), 1)
+                # settled by a later chunk than the one that brought its last sample
+                waited = 0 if audio_end > stream.received - arrived else stream.received - audio_end
+                event["waited_ms"] = round(1000 * waited / rate, 1)
                 latencies.append(event["latency_ms"])
             print(line(event), flush=True)
             if writer:
@@ -124,8 +135,8 @@ def run(cfg: DictConfig) -> int:
 
     try:
         for piece in chunks:
-            report(stream.feed(piece))
-        report(stream.finish())
+            report(stream.feed(piece), len(piece))
+        report(stream.finish(), 0)
     except RuntimeError as error:
         log.error("%s", error)
         return 2

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from scripts import browser, load_test
 from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
+from scripts.recordings import live_sentences
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
@@ -208,7 +209,7 @@ def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path)
 def test_the_live_tab_shows_the_labels_the_engine_gives(tmp_path):
     """Chromium's fake microphone plays a recording into the Live tab; the page lists the
     labels the streaming engine gives the same file."""
-    wav, seconds = browser.live_sentences(tmp_path / "live.wav")
+    wav, seconds = live_sentences(tmp_path / "live.wav")
     device = torch.device("cpu")
     predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
     audio = load_audio(str(wav), 16000)

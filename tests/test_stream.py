@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 
+from scripts.recordings import talk as recording
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.noise import coloured_noise, rms
@@ -22,11 +23,11 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     segment_rows,
 )
-from speech_emotion_recognition.speech import SpeechConfig, speech_regions
+from speech_emotion_recognition.speech import SpeechConfig
 from speech_emotion_recognition.stream import SpeechStream, stream_events
 from tests.audio import tone
 from tests.conftest import compose_config
-from tests.test_speech import RELEASE, speech_clips
+from tests.test_speech import RELEASE
 
 RATE = 16000
 SPEECH = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
@@ -36,26 +37,6 @@ TOLERANCE = 2 * 512 / RATE + 0.001  # two detector frames, and the rounding to m
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
     return Predictor(load_classifier(RELEASE), torch.device("cpu"), torch.float32)
-
-
-def recording(seed: int = 0) -> np.ndarray:
-    """About 45 s of RAVDESS speech: eight clips, each quieter than the one before (a stream
-    learns the peak as it goes; here it is heard first), pauses of 0.3-2.5 s, then three clips
-    without their silences and with short pauses: one long region with overlapping windows.
-    Faint noise throughout."""
-    rng = np.random.default_rng(seed)
-    clips = speech_clips(n=11)
-    parts = []
-    for i, clip in enumerate(clips[:8]):
-        pause = np.zeros(int(rng.uniform(0.3, 2.5) * RATE))
-        parts += [clip / np.abs(clip).max() * 0.9 * 0.85**i, pause]
-    for clip in clips[8:]:
-        regions = speech_regions(clip / np.abs(clip).max(), RATE, SPEECH)
-        speech = 0.3 * clip[regions[0][0] : regions[-1][1]] / np.abs(clip).max()
-        parts += [speech, np.zeros(int(0.6 * RATE))]  # pauses the merge rule bridges
-    parts.append(np.zeros(RATE))
-    audio = np.concatenate(parts)
-    return (audio + 3e-4 * rng.standard_normal(len(audio))).astype(np.float32)
 
 
 def random_chunks(audio: np.ndarray, rng: np.random.Generator, most: int) -> list[np.ndarray]:
