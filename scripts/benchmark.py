@@ -6,7 +6,9 @@ python scripts/benchmark.py models=[small] compile=false inference_files=0
 Rows: log-mel features, forward (features + network, inference mode) and training step
 (features, network, focal loss, backward, AdamW) on random 5-second waveforms; then
 `inference.py` end to end on a folder of 5-second wav files (decode to CSV) per engine and
-precision; then the cold start of one `inference.py` process on one file.
+precision (torch fp32/bf16, ONNX Runtime fp32, dynamic int8 and static int8, this one also with
+one decoding worker instead of two); then the cold start of one `inference.py` process on one
+file.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from scripts.export import export_onnx, quantize_onnx
+from scripts.export import calibration_features, export_onnx, quantize_onnx, quantize_static_onnx
 from scripts.timing import TrainingStep, timed
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import load_classifier, resolve_device, resolve_precision
 from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
+from speech_emotion_recognition.speech import SpeechConfig
 
 Row = dict[str, object]
 
@@ -110,24 +113,35 @@ def inference_rows(name: str, model_cfg: DictConfig, cfg: DictConfig) -> list[Ro
         folder = Path(tmp) / "clips"
         holds = speech_folder(folder, cfg.inference_files, sample_rate, cfg.seed)
         weights = module.save_weights(Path(tmp) / "model.safetensors")
-        onnx = export_onnx(load_classifier(weights), weights.with_suffix(".onnx"), cfg.onnx_opset)
+        classifier = load_classifier(weights)
+        onnx = export_onnx(classifier, weights.with_suffix(".onnx"), cfg.onnx_opset)
         int8 = quantize_onnx(onnx, weights.with_suffix(".int8.onnx"))
         vad = "speech" in holds
         base = hydra.compose("inference", overrides=[f"input={folder}", f"speech.vad={vad}"])
-        runs = [("torch", "32", None, vad), ("torch", "bf16", None, vad),
-                ("torch", "bf16", None, False), ("onnx", "32", onnx, vad),
-                ("onnx", "int8", int8, vad)]  # fmt: skip
-        for engine, precision, onnx_path, detect in runs:
+        calibration = sorted(str(p) for p in folder.glob("*.wav"))[:16]
+        qdq = quantize_static_onnx(
+            onnx,
+            weights.with_suffix(".qdq.onnx"),
+            calibration_features(classifier, calibration, SpeechConfig(**base.speech)),
+        )
+        two = base.num_workers
+        runs = [("torch", "32", None, vad, two), ("torch", "bf16", None, vad, two),
+                ("torch", "bf16", None, False, two), ("onnx", "32", onnx, vad, two),
+                ("onnx", "int8", int8, vad, two), ("onnx", "static int8", qdq, vad, two),
+                ("onnx", "static int8", qdq, vad, 1)]  # fmt: skip
+        for engine, precision, onnx_path, detect, n_workers in runs:
             run_cfg = OmegaConf.merge(base, {
                 "ckpt": str(weights), "output": f"{tmp}/out.csv", "engine": engine,
                 "onnx": str(onnx_path) if onnx_path else None, "speech": {"vad": detect},
-                "precision": "32" if precision == "int8" else precision, "device": cfg.device,
-                "batch_size": cfg.batch_size,
+                "precision": "32" if "int8" in precision else precision, "device": cfg.device,
+                "batch_size": cfg.batch_size, "num_workers": n_workers,
             })  # fmt: skip
             start = time.perf_counter()
             run(run_cfg)
             files_per_s = cfg.inference_files / (time.perf_counter() - start)
-            stage = f"inference.py, {engine}, {'with' if detect else 'no'} VAD (files/s; {holds})"
+            workers = f"{n_workers} decoding worker" + "s" * (n_workers > 1)
+            stage = (f"inference.py, {engine}, {'with' if detect else 'no'} VAD, {workers} "
+                     f"(files/s; {holds})")  # fmt: skip
             rows.append(row(name, stage, precision, "no", files_per_s))
         if cfg.cold_start:
             clip = folder / "0000.wav"

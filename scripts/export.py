@@ -1,6 +1,7 @@
 """Export a checkpoint's classifier to ONNX (dynamic batch) for `inference.py engine=onnx`.
 
 python scripts/export.py ckpt=FILE [onnx=OUT.onnx]   # default OUT: FILE with the suffix .onnx
+python scripts/export.py ckpt=FILE static_int8=true  # also OUT.qdq.onnx, the fastest CPU path
 
 The log-mel front end stays in torch (it is cheap and torchaudio's STFT does not export
 portably); the ONNX graph takes features (batch, 1, n_mels, n_frames) and returns logits.
@@ -8,9 +9,12 @@ portably); the ONNX graph takes features (batch, 1, n_mels, n_frames) and return
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import random
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -27,6 +31,8 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     onnx_class_names,
 )
+from speech_emotion_recognition.preprocessing import AudioError, load_audio
+from speech_emotion_recognition.speech import SpeechConfig, speech_windows
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,70 @@ def quantize_onnx(path: Path, out: Path) -> Path:
     return out if names is None else name_classes(out, names)
 
 
+class Calibration:
+    """ONNX Runtime's calibration reader: features of speech windows, a batch at a time."""
+
+    def __init__(self, features: np.ndarray, batch_size: int = 8) -> None:
+        self.batches = iter(
+            [
+                {"features": features[i : i + batch_size]}
+                for i in range(0, len(features), batch_size)
+            ]
+        )
+
+    def get_next(self) -> dict | None:
+        return next(self.batches, None)
+
+
+def calibration_features(
+    module: EmotionClassifier, paths: list[str], speech: SpeechConfig
+) -> np.ndarray:
+    """Log-mel features of the speech windows of `paths`, as inference.py would cut them."""
+    windows = []
+    for path in paths:
+        try:
+            found, _ = speech_windows(
+                load_audio(path, module.sample_rate), module.sample_rate, speech
+            )
+        except AudioError as error:
+            log.warning("calibration skips %s: %s", path, error)
+            continue
+        windows.extend(found)
+    with torch.inference_mode():
+        return module.features(torch.from_numpy(np.stack(windows))).numpy()
+
+
+def quantize_static_onnx(path: Path, out: Path, features: np.ndarray) -> Path:
+    """Static int8 for the CNN, dynamic int8 for the Transformer's matrix products.
+
+    The convolutions (with their ReLU and max-pooling) get int8 weights per channel and int8
+    activations whose ranges come from `features` (QDQ, calibrated), so ONNX Runtime runs them
+    as int8 convolutions end to end; the linear layers then get dynamic int8 as in
+    `quantize_onnx`. Attention's own products stay fp32.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as folder:
+        prepared, convolutions = Path(folder) / "prepared.onnx", Path(folder) / "cnn.onnx"
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)  # folds BatchNorm
+        quantize_static(
+            str(prepared),
+            str(convolutions),
+            Calibration(features),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "Relu", "MaxPool"],
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        quantize_onnx(convolutions, out)
+    names = onnx_class_names(str(path))
+    log.info("Static int8 (calibrated on %d windows): %s", len(features), out)
+    return out if names is None else name_classes(out, names)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     if error := checkpoint_error(cfg.ckpt):
@@ -91,6 +161,17 @@ def main(cfg: DictConfig) -> None:
     )
     if cfg.int8:
         quantize_onnx(exported, exported.with_suffix(".int8.onnx"))
+    if cfg.static_int8:
+        paths = sorted(glob.glob(cfg.calibration.files))
+        if not paths:
+            log.error("No calibration audio matches %s", cfg.calibration.files)
+            sys.exit(2)
+        chosen = random.Random(cfg.calibration.seed).sample(
+            paths, min(cfg.calibration.clips, len(paths))
+        )
+        classifier = load_classifier(ckpt)
+        features = calibration_features(classifier, chosen, SpeechConfig(**cfg.speech))
+        quantize_static_onnx(exported, exported.with_suffix(".qdq.onnx"), features)
 
 
 if __name__ == "__main__":

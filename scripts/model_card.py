@@ -25,6 +25,12 @@ from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_re
 from speech_emotion_recognition.plots import save, training_curves_figure
 from speech_emotion_recognition.predictor import load_classifier, read_file
 
+ONNX_KINDS = {
+    ".int8": "; int8 weights for the matrix products",
+    ".qdq": "; the CNN in static int8 (activation ranges calibrated on speech of training "
+    "speakers), int8 weights for the matrix products (scripts/export.py static_int8=true)",
+}
+
 
 def epoch_rows(run: Path) -> list[dict[str, float]]:
     """One dict per training epoch of the CSV logger's metrics.csv.
@@ -109,9 +115,14 @@ def card(cfg: DictConfig) -> str:
         f"{weights.stat().st_size / 1e6:.3g} MB, md5 `{md5(weights)}`; model and feature sizes "
         "are stored in the file's metadata |",
         *(
-            f"| `{onnx.name}` | the network (features → logits) for `inference.py engine=onnx "
-            f"onnx=models/{onnx.name}`, {onnx.stat().st_size / 1e6:.1f} MB, md5 `{md5(onnx)}`"
-            + ("; int8 weights for the matrix products" if ".int8." in onnx.name else "")
+            f"| `{onnx.name}` | the network (features → logits) for `inference.py "
+            + (
+                "engine=auto` (its default on a CPU)"
+                if onnx.name.endswith(".qdq.onnx")
+                else f"engine=onnx onnx=models/{onnx.name}`"
+            )
+            + f", {onnx.stat().st_size / 1e6:.1f} MB, md5 `{md5(onnx)}`"
+            + ONNX_KINDS.get(onnx.suffixes[-2] if len(onnx.suffixes) > 1 else "", "")
             + " |"
             for onnx in sorted(weights.parent.glob(f"{name}*.onnx"))
         ),

@@ -28,6 +28,7 @@ from speech_emotion_recognition.predictor import (
     file_row,
     load_classifier,
     predict_files,
+    preferred_onnx,
     resolve_device,
     resolve_precision,
     segment_columns,
@@ -82,6 +83,10 @@ def print_rows(rows: list[dict], columns: Sequence[str], title: str, root: Path)
     console.print(table)
 
 
+def device_is_cpu(name: str) -> bool:
+    return resolve_device(name).type == "cpu"
+
+
 def run(cfg: DictConfig) -> int:
     """The whole command; returns the exit status (0 when at least one file was predicted)."""
     source, ckpt = Path(cfg.input), Path(cfg.ckpt)
@@ -96,6 +101,9 @@ def run(cfg: DictConfig) -> int:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1
     onnx_path = None
+    if cfg.engine == "auto" and (preferred := preferred_onnx(ckpt)) and device_is_cpu(cfg.device):
+        onnx_path = str(preferred)
+        log.info("The release's preferred CPU engine: ONNX Runtime with %s", preferred.name)
     if cfg.engine == "onnx":
         onnx_path = str(cfg.onnx or ckpt.with_suffix(".onnx"))
         if not Path(onnx_path).is_file():

@@ -96,6 +96,13 @@ def onnx_class_names(model: str | Any) -> list[str] | None:
     return None if names is None else json.loads(names)
 
 
+def preferred_onnx(ckpt: str | Path) -> Path | None:
+    """The CPU engine a release prefers, by shipping it beside its weights: `<name>.qdq.onnx`
+    (scripts/export.py static_int8=true), where it is faster than torch and agrees with fp32."""
+    path = Path(ckpt).with_suffix(".qdq.onnx")
+    return path if path.is_file() else None
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: CUDA when available, else the CPU."""
     if name == "auto":

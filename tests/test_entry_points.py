@@ -35,13 +35,16 @@ def test_evaluate_without_the_corpus_names_it_and_the_command(small_checkpoint, 
     assert str(tmp_path / "no_corpus") in result.stderr and "dvc pull" in result.stderr
 
 
+@pytest.mark.real_data  # static int8 calibrates on RAVDESS speech
 def test_export_writes_onnx_and_int8_and_exits_0(small_checkpoint, tmp_path):
     onnx = tmp_path / "small.onnx"
     result = run_script("scripts/export.py", f"ckpt={small_checkpoint}", f"onnx={onnx}",
-                        "int8=true", tmp_path=tmp_path)  # fmt: skip
+                        "int8=true", "static_int8=true", "calibration.clips=8",
+                        tmp_path=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert onnx.is_file() and onnx.with_suffix(".int8.onnx").is_file()
-    assert "max |logit difference|" in result.stderr
+    assert onnx.with_suffix(".qdq.onnx").is_file()
+    assert "max |logit difference|" in result.stderr and "Static int8" in result.stderr
 
 
 def test_download_from_a_dead_source_exits_1_with_what_to_do(tmp_path):

@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -201,6 +202,30 @@ def test_onnx_runtime_agrees_with_pytorch(recordings, small_checkpoint, tmp_path
         if not torch_row["error"]:
             for emotion in SEPARABLE:
                 assert abs(float(onnx_row[emotion]) - float(torch_row[emotion])) < 1e-4
+
+
+@pytest.mark.slow
+def test_engine_auto_runs_the_onnx_file_a_release_ships(recordings, small_checkpoint, tmp_path):
+    """A release names its preferred CPU engine by shipping <name>.qdq.onnx beside its weights;
+    without one, engine=auto is torch."""
+    from scripts.export import export_onnx
+
+    release = tmp_path / "release" / "small.ckpt"
+    release.parent.mkdir()
+    shutil.copy(small_checkpoint, release)
+    outputs = {}
+    for name, engine in (("torch", "torch"), ("auto_alone", "auto"), ("auto_shipped", "auto")):
+        if name == "auto_shipped":  # any ONNX of the model will do to see which one runs
+            export_onnx(load_classifier(release), release.with_suffix(".qdq.onnx"), opset=17)
+        out = tmp_path / f"{name}.csv"
+        cfg = config(input=str(recordings), ckpt=str(release), output=str(out), engine=engine,
+                     precision="32")  # fmt: skip
+        assert run(cfg) == 0
+        outputs[name] = read_csv(out)
+    assert outputs["auto_alone"] == outputs["torch"]
+    differ = [row != torch_row for row, torch_row in zip(outputs["auto_shipped"],
+              outputs["torch"], strict=True) if not row["error"]]  # fmt: skip
+    assert any(differ)  # ONNX Runtime's fp32 differs from torch's in the last digits
 
 
 @pytest.mark.slow

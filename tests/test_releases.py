@@ -1,5 +1,6 @@
 """The committed releases say what their reports say, on the real test actors."""
 
+import functools
 import json
 
 import numpy as np
@@ -34,14 +35,9 @@ def test_small_release_scores_what_its_report_says(tmp_path):
         assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
 
 
-@pytest.mark.real_data
-@pytest.mark.parametrize(
-    ("weights", "onnx"),
-    [("ser-small-ravdess.safetensors", "ser-small-ravdess.onnx"),
-     pytest.param("ser-full-multi.safetensors", "ser-full-multi.int8.onnx",
-                  marks=pytest.mark.slow)],
-)  # fmt: skip
-def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx):
+@functools.cache
+def fp32_reference(weights: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """The test actors' first 5 s and fp32 torch's probabilities, once per release."""
     from speech_emotion_recognition.data.corpora import ravdess
 
     clips = [
@@ -51,11 +47,26 @@ def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx):
     ]
     windows = [crop_or_pad(load_audio(c.path, 16000), 80000) for c in clips]
     classifier = load_classifier(MODELS / weights)
+    return windows, Predictor(classifier, torch.device("cpu")).probabilities(windows, 16)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(
+    ("weights", "onnx", "agreement", "tolerance"),
+    [("ser-small-ravdess.safetensors", "ser-small-ravdess.onnx", 1.0, 1e-3),
+     # int8 weights: the same labels, close probabilities
+     pytest.param("ser-full-multi.safetensors", "ser-full-multi.int8.onnx", 1.0, 0.05,
+                  marks=pytest.mark.slow),
+     # static int8 (engine=auto's CPU path): the project's rule for an engine, >= 98 % labels
+     pytest.param("ser-full-multi.safetensors", "ser-full-multi.qdq.onnx", 0.98, 0.1,
+                  marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx, agreement, tolerance):
+    windows, torch_p = fp32_reference(weights)
+    classifier = load_classifier(MODELS / weights)
     cpu = torch.device("cpu")
-    torch_p = Predictor(classifier, cpu, torch.float32).probabilities(windows, 16)
     onnx_p = Predictor(classifier, cpu, torch.float32, str(MODELS / onnx)).probabilities(
         windows, 16
     )
-    assert (torch_p.argmax(1) == onnx_p.argmax(1)).all()
-    tolerance = 1e-3 if ".int8." not in onnx else 0.05  # int8 weights: labels equal, close probs
+    assert np.mean(torch_p.argmax(1) == onnx_p.argmax(1)) >= agreement
     assert np.abs(torch_p - onnx_p).max() <= tolerance
