@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -23,12 +24,14 @@ from tests.test_stream import RATE, SPEECH, TOLERANCE, recording
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.real_data]
 MAX_STREAMS = 8
 MAX_SECONDS = 30
+IDLE_SECONDS = 5
 TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
 def server() -> Server:
-    limits = [f"stream.max_streams={MAX_STREAMS}", f"stream.max_seconds={MAX_SECONDS}"]
+    limits = [f"stream.max_streams={MAX_STREAMS}", f"stream.max_seconds={MAX_SECONDS}",
+              f"stream.idle_seconds={IDLE_SECONDS}"]  # fmt: skip
     with running_server(*limits) as running:
         yield running
 
@@ -182,3 +185,11 @@ def test_one_stream_too_many_is_told_to_come_back_later(server):
 def test_another_site_cannot_stream_from_a_visitors_browser(server):
     code, reason, _ = closed_with(server, origin="http://evil.example")
     assert code == 1008 and "other sites" in reason
+
+
+def test_a_client_that_sends_nothing_is_closed_after_the_idle_limit(server):
+    began = time.monotonic()
+    code, reason, events = closed_with(server)
+    assert code == 1008 and f"no audio for {IDLE_SECONDS} s" in reason
+    assert [e["type"] for e in events] == ["ready", "error"]
+    assert IDLE_SECONDS <= time.monotonic() - began < IDLE_SECONDS + 10

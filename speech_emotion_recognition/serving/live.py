@@ -218,7 +218,7 @@ class LiveStreams:
         while True:
             try:
                 message = await asyncio.wait_for(socket.receive(), self.limits.idle_seconds)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # TimeoutError from Python 3.11 on
                 raise Refused(1008, f"no audio for {self.limits.idle_seconds:g} s") from None
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
