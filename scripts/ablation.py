@@ -10,8 +10,7 @@ The score that chooses levers was fixed before any arm ran: the mean of three ac
 corpus weighing equally — CREMA-D and RAVDESS validation speakers (within-corpus) and URDU, a
 corpus in another language that no arm trains on (unseen). A lever is kept when its mean score
 beats the base arm's by at least the pooled seed sd of the two arms (undecided until both have
-two runs). The English corpora's test
-speakers are never read here.
+two runs). The English corpora's test speakers are never read here.
 """
 
 from __future__ import annotations
@@ -88,9 +87,8 @@ def markdown(arms: dict) -> str:
     ]
     for name, arm in arms.items():
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
-        kept = {None: "", True: "yes", False: "no"}[arm.get("kept")]
-        if name != BASE and arm.get("kept") is None:
-            kept = "undecided (needs 2 runs)"
+        kept = "" if name == BASE else {None: "undecided (needs 2 runs)", True: "yes",
+                                         False: "no"}[arm.get("kept")]  # fmt: skip
         cells = [_cell(arm[k]) for k in [*FIGURES, "score"]]
         runs = arm["score"]["runs"]
         lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {gain} | {kept} |")

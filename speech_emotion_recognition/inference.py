@@ -83,10 +83,6 @@ def print_rows(rows: list[dict], columns: Sequence[str], title: str, root: Path)
     console.print(table)
 
 
-def device_is_cpu(name: str) -> bool:
-    return resolve_device(name).type == "cpu"
-
-
 def run(cfg: DictConfig) -> int:
     """The whole command; returns the exit status (0 when at least one file was predicted)."""
     source, ckpt = Path(cfg.input), Path(cfg.ckpt)
@@ -100,8 +96,9 @@ def run(cfg: DictConfig) -> int:
     if not paths:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1
+    device = resolve_device(cfg.device)
     onnx_path = None
-    if cfg.engine == "auto" and (preferred := preferred_onnx(ckpt)) and device_is_cpu(cfg.device):
+    if cfg.engine == "auto" and device.type == "cpu" and (preferred := preferred_onnx(ckpt)):
         onnx_path = str(preferred)
         log.info("The release's preferred CPU engine: ONNX Runtime with %s", preferred.name)
     if cfg.engine == "onnx":
@@ -111,7 +108,6 @@ def run(cfg: DictConfig) -> int:
                 "ONNX model not found: %s. Run `python scripts/export.py ckpt=%s`", onnx_path, ckpt
             )
             return 2
-    device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path)
     log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))

@@ -50,12 +50,16 @@ def recording(audio: np.ndarray, chunk: int, rate: int, realtime: bool) -> Itera
         yield piece
 
 
+class NoMicrophone(Exception):
+    """The microphone cannot be opened: the message says what to install."""
+
+
 def microphone(chunk: int, rate: int, seconds: float | None) -> Iterator[np.ndarray]:
     """The default input device, mono at the model's rate, until `seconds` or Ctrl-C."""
     try:
         import sounddevice
     except (ImportError, OSError):  # sounddevice raises OSError when PortAudio is missing
-        raise RuntimeError(PORTAUDIO) from None
+        raise NoMicrophone(PORTAUDIO) from None
     arrived: queue.Queue[np.ndarray] = queue.Queue()
     with sounddevice.InputStream(
         samplerate=rate, channels=1, dtype="float32", blocksize=chunk,
@@ -137,7 +141,7 @@ def run(cfg: DictConfig) -> int:
         for piece in chunks:
             report(stream.feed(piece), len(piece))
         report(stream.finish(), 0)
-    except RuntimeError as error:
+    except NoMicrophone as error:
         log.error("%s", error)
         return 2
     finally:

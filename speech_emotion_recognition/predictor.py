@@ -322,12 +322,9 @@ def file_row(item: Windows, probabilities: np.ndarray | None, names: Sequence[st
     }
 
 
-def segment_row(
-    source: str, span: Span, probabilities: np.ndarray, rate: int, names: Sequence[str]
-) -> dict:
+def segment_row(span: Span, probabilities: np.ndarray, rate: int, names: Sequence[str]) -> dict:
     """One window: `start`/`end` in seconds of the speech it holds, not its padding."""
     return {
-        "path": source,
         "start": round(span.speech_start / rate, 3),
         "end": round(span.speech_end / rate, 3),
         "label": names[int(probabilities.argmax())],
@@ -341,6 +338,6 @@ def segment_rows(
 ) -> list[dict]:
     """One row per window of a file."""
     return [
-        segment_row(item.path, span, p, sample_rate, names)
+        {"path": item.path, **segment_row(span, p, sample_rate, names)}
         for span, p in zip(item.spans, probabilities, strict=True)
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import hydra
 import uvicorn
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.predictor import (
     checkpoint_error,
@@ -52,9 +52,7 @@ def main(cfg: DictConfig) -> None:
         # rule that files in the working folder may be served then covers nothing else.
         os.chdir(workdir)
         page_files = PageFiles("files", cfg.page.max_file_age_seconds)
-        limits = StreamLimits(
-            **{**cfg.stream, "allowed_origins": tuple(cfg.stream.allowed_origins)}
-        )
+        limits = StreamLimits(**OmegaConf.to_container(cfg.stream))
         app = create_app(service, page_files, examples, cfg.page.sweep_seconds, limits)
         log.info("Serving %s on http://%s:%d (docs: /docs)", service.model, cfg.host, cfg.port)
         # uvicorn re-raises the SIGTERM it stopped on; exiting then removes the folder

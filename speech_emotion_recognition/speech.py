@@ -78,8 +78,8 @@ def normalise(audio: np.ndarray, config: SpeechConfig) -> np.ndarray:
 def frame_probabilities(audio: np.ndarray, model) -> list[float]:
     """The detector's speech probability of each 32 ms frame, the last one padded with zeros;
     the model's state carries on from its previous call (a stream feeds it piece by piece)."""
-    frames = np.pad(audio, (0, -len(audio) % FRAME)).reshape(-1, FRAME)
-    return [model(torch.from_numpy(f), DETECTOR_RATE).item() for f in frames]
+    frames = torch.from_numpy(np.pad(audio, (0, -len(audio) % FRAME))).reshape(-1, FRAME)
+    return [model(frame, DETECTOR_RATE).item() for frame in frames]
 
 
 def merge(found: list[dict], gap: int) -> list[tuple[int, int]]:
@@ -93,6 +93,11 @@ def merge(found: list[dict], gap: int) -> list[tuple[int, int]]:
     return regions
 
 
+def end_threshold(config: SpeechConfig) -> float:
+    """silero-vad's lower threshold (its default): a segment ends where speech falls below it."""
+    return max(config.threshold - 0.15, 0.01)
+
+
 def segments(probabilities: list[float], n_samples: int, config: SpeechConfig) -> list[dict]:
     """silero-vad's own rules (thresholds, minimum speech and silence, padding) on frame
     probabilities; `n_samples` is the length of the audio they score."""
@@ -102,6 +107,7 @@ def segments(probabilities: list[float], n_samples: int, config: SpeechConfig) -
         probabilities,
         sampling_rate=DETECTOR_RATE,
         threshold=config.threshold,
+        neg_threshold=end_threshold(config),
         min_speech_duration_ms=int(1000 * config.min_speech_seconds),
         min_silence_duration_ms=int(1000 * config.min_silence_seconds),
         speech_pad_ms=int(1000 * config.pad_seconds),

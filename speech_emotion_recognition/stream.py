@@ -16,7 +16,6 @@ with its last window. Plain numpy and torch: the server, `listen.py` and the tes
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from speech_emotion_recognition.speech import (
     Span,
     SpeechConfig,
     detector,
+    end_threshold,
     frame_probabilities,
     merge,
     segments,
@@ -89,7 +89,7 @@ class SpeechStream:
             math.ceil(config.min_silence_seconds * sample_rate / FRAME) + 2,
             math.ceil(2 * self.pad / FRAME) + 1,
         )
-        self.low = max(config.threshold - 0.15, 0.01)  # silero's lower (end) threshold
+        self.low = end_threshold(config)
         self.silence = 10 ** (config.digital_silence_dbfs / 20)
         self._detector = detector()
         self._audio = np.zeros(0, np.float32)  # samples from `_offset` on
@@ -238,9 +238,7 @@ def events(
     result = []
     for item in items:
         if isinstance(item, WindowReady):
-            row = segment_row("", item.span, next(found), rate, names)
-            del row["path"]
-            result.append({"type": "window", **row})
+            result.append({"type": "window", **segment_row(item.span, next(found), rate, names)})
         else:
             result.append({"type": item.kind, "time": round(item.sample / rate, 3)})
     return result
@@ -253,8 +251,13 @@ def stream_events(
     settled windows go through the model together, events come out in order."""
     stream = SpeechStream(config, predictor.sample_rate)
     rate, names = predictor.sample_rate, predictor.class_names
-    settled = itertools.chain((stream.feed(c) for c in chunks), (stream.finish() for _ in [0]))
-    for items in settled:
+
+    def settled() -> Iterator[list[SpeechEvent | WindowReady]]:
+        for chunk in chunks:
+            yield stream.feed(chunk)
+        yield stream.finish()
+
+    for items in settled():
         audio = windows_of(items)
         found = predictor.probabilities(audio, batch_size) if audio else None
         yield from events(items, found, rate, names)

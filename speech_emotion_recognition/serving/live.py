@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import numpy as np
@@ -43,7 +44,7 @@ class StreamLimits:
     max_seconds: float = 3600.0
     max_frame_bytes: int = 256 * 1024
     idle_seconds: float = 30.0
-    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    allowed_origins: Sequence[str] = ()
 
 
 class Refused(Exception):
@@ -146,7 +147,7 @@ def options(chosen: dict, model_rate: int) -> tuple[int, str]:
     return rate, fmt
 
 
-def same_site(socket: WebSocket, allowed: tuple[str, ...]) -> bool:
+def same_site(socket: WebSocket, allowed: Sequence[str]) -> bool:
     """Browsers send an Origin; only the server's own pages (or allowed sites) may stream.
     Programs send none."""
     origin = socket.headers.get("origin")
@@ -228,7 +229,7 @@ class LiveStreams:
                 room = limit - stream.received
                 await self._send(socket, await run_in_threadpool(stream.feed, audio[:room]))
                 if len(audio) > room:
-                    await self._send(socket, stream.finish())
+                    await self._send(socket, await run_in_threadpool(stream.finish))
                     raise Refused(1008, f"stream over the limit of {self.limits.max_seconds:g} s")
                 continue
             text = read_text(message.get("text") or "")
