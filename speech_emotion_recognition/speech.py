@@ -26,6 +26,7 @@ class SpeechConfig:
 
     vad: bool
     threshold: float
+    weak_threshold: float | None
     min_speech_seconds: float
     min_silence_seconds: float
     pad_seconds: float
@@ -93,21 +94,24 @@ def merge(found: list[dict], gap: int) -> list[tuple[int, int]]:
     return regions
 
 
-def end_threshold(config: SpeechConfig) -> float:
+def end_threshold(threshold: float) -> float:
     """silero-vad's lower threshold (its default): a segment ends where speech falls below it."""
-    return max(config.threshold - 0.15, 0.01)
+    return max(threshold - 0.15, 0.01)
 
 
-def segments(probabilities: list[float], n_samples: int, config: SpeechConfig) -> list[dict]:
+def segments(
+    probabilities: list[float], n_samples: int, config: SpeechConfig, threshold: float | None = None
+) -> list[dict]:
     """silero-vad's own rules (thresholds, minimum speech and silence, padding) on frame
     probabilities; `n_samples` is the length of the audio they score."""
     from silero_vad import get_speech_timestamps_from_probs
 
+    threshold = config.threshold if threshold is None else threshold
     return get_speech_timestamps_from_probs(
         probabilities,
         sampling_rate=DETECTOR_RATE,
-        threshold=config.threshold,
-        neg_threshold=end_threshold(config),
+        threshold=threshold,
+        neg_threshold=end_threshold(threshold),
         min_speech_duration_ms=int(1000 * config.min_speech_seconds),
         min_silence_duration_ms=int(1000 * config.min_silence_seconds),
         speech_pad_ms=int(1000 * config.pad_seconds),
@@ -121,7 +125,13 @@ def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) ->
         return [(0, len(audio))]
     if sample_rate != DETECTOR_RATE:
         raise ValueError(f"silero-vad needs {DETECTOR_RATE} Hz audio, got {sample_rate}")
-    found = segments(frame_probabilities(audio, detector()), len(audio), config)
+    probabilities = frame_probabilities(audio, detector())
+    found = segments(probabilities, len(audio), config)
+    if not found and config.weak_threshold is not None:
+        # Shouted, clipped or whispered speech can stay under `threshold` in every frame
+        # (58 of the 11,441 clips of the training corpora): a file without a region is scored
+        # again at `weak_threshold` with the same rules; a stream never is (it has no end).
+        found = segments(probabilities, len(audio), config, config.weak_threshold)
     return merge(found, int(config.merge_gap_seconds * sample_rate))
 
 

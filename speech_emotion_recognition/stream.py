@@ -89,7 +89,7 @@ class SpeechStream:
             math.ceil(config.min_silence_seconds * sample_rate / FRAME) + 2,
             math.ceil(2 * self.pad / FRAME) + 1,
         )
-        self.low = end_threshold(config)
+        self.low = end_threshold(config.threshold)
         self.silence = 10 ** (config.digital_silence_dbfs / 20)
         self._detector = detector()
         self._audio = np.zeros(0, np.float32)  # samples from `_offset` on
