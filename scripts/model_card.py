@@ -204,9 +204,8 @@ def _recorded_configuration(run: Path, chosen: dict) -> list[str]:
         f"| loss | focal, γ = {config.model.gamma:g}, inverse-frequency class weights |",
         f"| batch | {config.data.batch_size} |",
         f"| precision | {config.trainer.precision} |",
-        f"| augmentation (CPU workers) | {', '.join(config.augmentation.transforms)} |",
-        f"| augmentation (on the device) | "
-        f"{'shift, low/high-pass, coloured noise, gain' if config.model.get('batch_augment') else 'none'} |",  # noqa: E501
+        f"| augmentation (CPU workers) | {_worker_augmentations(config)} |",
+        f"| augmentation (on the device) | {_device_augmentations(config)} |",
         f"| epochs | {metrics['epochs']} of at most {config.trainer.max_epochs} "
         f"(early stopping patience {config.callbacks.early_stopping.patience}); best epoch by "
         f"validation macro-F1: {chosen['best_epoch']} |",
@@ -217,6 +216,20 @@ def _recorded_configuration(run: Path, chosen: dict) -> list[str]:
         f"torch {machine['torch']}: {clips_per_s:,.0f} training clips/s over the whole run.",
         *_throughput(run),
     ]
+
+
+def _worker_augmentations(config: DictConfig) -> str:
+    return ", ".join(config.augmentation.transforms) if config.get("augmentation") else "none"
+
+
+def _device_augmentations(config: DictConfig) -> str:
+    """The whole-batch augmentations a run switched on (probability > 0), with probabilities."""
+    parts = {
+        **(config.model.get("batch_augment") or {}),
+        **(config.model.get("feature_augment") or {}),
+    }
+    on = [f"{k.removesuffix('_p')} (p {v:g})" for k, v in parts.items() if k.endswith("_p") and v]
+    return ", ".join(on) or "none"
 
 
 def _stored_configuration(hparams: dict, cfg: DictConfig) -> list[str]:

@@ -1,0 +1,70 @@
+"""Which release is the default (#22), by the rule fixed before the English-mix release trained.
+
+    python scripts/default_rule.py SPLITS RELEASE [RELEASE ...]
+    e.g. python scripts/default_rule.py reports/ser-small-multi/training/splits \\
+             ser-small-ravdess ser-small-multi
+
+Every release is scored by evaluate.py as users run it (speech detection on, no added noise)
+on the CREMA-D and RAVDESS validation speakers of the split in SPLITS (the candidate's training
+run's manifests: seed 42, RAVDESS validation actors 09 and 18) and on all of URDU, a corpus none
+of them trained on. The score is the mean of the three accuracies, each corpus weighing
+equally; the release with the highest score is the default. No test speaker is read. Writes
+evaluate.py's reports to reports/default_rule/<release>/{val,urdu}/ (kept when already there)
+and the table to reports/default_rule/rule.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from speech_emotion_recognition import PROJECT_ROOT
+
+OUT = PROJECT_ROOT / "reports" / "default_rule"
+EVALUATE = PROJECT_ROOT / "speech_emotion_recognition" / "evaluate.py"
+
+
+def evaluate(release: str, name: str, overrides: list[str]) -> dict:
+    """evaluate.py's metrics.json for `release` on one set, run once."""
+    folder = OUT / release / name
+    if not (folder / "metrics.json").exists():
+        ckpt = PROJECT_ROOT / "models" / f"{release}.safetensors"
+        command = [sys.executable, str(EVALUATE), f"ckpt={ckpt}", "noise.types=[]", *overrides]
+        subprocess.run([*command, f"hydra.run.dir={folder}"], check=True)
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def score(release: str, splits: Path) -> dict[str, float]:
+    val = evaluate(release, "val", ["data=multi", "subset=val", f"manifest_dir={splits}"])
+    urdu = evaluate(release, "urdu", ["data=urdu", "subset=all"])
+    figures = {
+        "val_cremad": val["per_corpus"]["cremad"]["accuracy"],
+        "val_ravdess": val["per_corpus"]["ravdess"]["accuracy"],
+        "urdu": urdu["accuracy"],
+    }
+    return {**figures, "score": sum(figures.values()) / len(figures)}
+
+
+def main(splits: Path, releases: list[str]) -> None:
+    rows = {release: score(release, splits) for release in releases}
+    default = max(rows, key=lambda release: rows[release]["score"])
+    (OUT / "rule.json").write_text(json.dumps({"default": default, "scores": rows}, indent=2))
+    lines = [
+        "| release | val CREMA-D | val RAVDESS | URDU (all) | score | default |",
+        "|---|---:|---:|---:|---:|---|",
+        *(
+            f"| `{release}` | {r['val_cremad']:.3f} | {r['val_ravdess']:.3f} | {r['urdu']:.3f} "
+            f"| {r['score']:.3f} | {'yes' if release == default else ''} |"
+            for release, r in rows.items()
+        ),
+    ]
+    (OUT / "rule.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]).resolve(), sys.argv[2:])
