@@ -1,8 +1,8 @@
 # One command per job; each sets up what it needs first.
-#   make train   environment + RAVDESS from DVC + train the CPU model (experiment=ravdess_small)
+#   make train   environment + the English mix + train the CPU release's recipe (experiment=multi_small)
 #   make test    environment + RAVDESS and NOISE from DVC + the whole test suite
 #   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
-#   make cv      speaker 5-fold cross-validation of the CPU model (make seeds: 3 training seeds)
+#   make cv      CREMA-D speaker 5-fold cross-validation of that recipe (make seeds: 3 training seeds)
 #   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
 #   make ablation every generalisation lever on and off, 2 seeds each, and its table
 #   make field   the field's protocols: RAVDESS 8 classes 5-fold, URDU from scratch vs fine-tuned
@@ -33,17 +33,19 @@ data-multi: data
 	@test -d data/CREMA-D/AudioWAV || { echo "data/CREMA-D/AudioWAV is missing: run" \
 		"$(PY) scripts/download_cremad.py, or source_dir=DIR to import a copy"; exit 1; }
 
-train: data
-	$(PY) speech_emotion_recognition/train.py experiment=ravdess_small $(ARGS)
+# The default release's recipe (ser-small-multi): the CPU model on CREMA-D + RAVDESS + TESS.
+train: data-multi
+	$(PY) speech_emotion_recognition/train.py experiment=multi_small $(ARGS)
 
-# Speaker 5-fold cross-validation of `make train`'s recipe; summary.{json,md} in the sweep folder.
-cv: data
-	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small split=kfold \
+# CREMA-D speaker 5-fold cross-validation of `make train`'s recipe (91 actors, each tested
+# once); summary.{json,md} in the sweep folder.
+cv: data-multi
+	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small data=cremad split=kfold \
 		split.fold=0,1,2,3,4 $(ARGS)
 
 # Seed spread of the same recipe on one split (data.seed stays 42).
-seeds: data
-	$(PY) speech_emotion_recognition/train.py -m experiment=ravdess_small seed=1,2,3 $(ARGS)
+seeds: data-multi
+	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small seed=1,2,3 $(ARGS)
 
 # Cross-corpus: the CPU recipe on the English mix, each corpus held out in turn (summary.md in
 # the sweep folder); needs `make data-multi`.

@@ -25,7 +25,12 @@ def test_features_are_identical_with_and_without_autocast():
 
 @pytest.mark.real_data
 @pytest.mark.parametrize(
-    "release", ["ser-small-ravdess", pytest.param("ser-full-multi", marks=pytest.mark.slow)]
+    "release",
+    [
+        "ser-small-multi",
+        "ser-small-ravdess",
+        pytest.param("ser-full-multi", marks=pytest.mark.slow),
+    ],
 )
 def test_bf16_agrees_with_fp32_on_real_speech(release):
     root = PROJECT_ROOT / "data" / "RAVDESS"

@@ -16,7 +16,7 @@ from tests.audio import tone
 from tests.test_inference import config
 
 RAVDESS = PROJECT_ROOT / "data" / "RAVDESS"
-RELEASE = PROJECT_ROOT / "models" / "ser-small-ravdess.safetensors"
+RELEASE = PROJECT_ROOT / "models" / "ser-small-multi.safetensors"
 
 
 def speech_clips(actor: str = "08", n: int = 12) -> list[np.ndarray]:
