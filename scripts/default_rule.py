@@ -1,4 +1,4 @@
-"""Which release is the default (#22), by the rule fixed before the English-mix release trained.
+"""Which release is the default (#22), by the rule fixed before the English-mix one finished.
 
     python scripts/default_rule.py SPLITS RELEASE [RELEASE ...]
     e.g. python scripts/default_rule.py reports/ser-small-multi/training/splits \\
