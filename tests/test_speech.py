@@ -17,6 +17,7 @@ from tests.test_inference import config
 
 RAVDESS = PROJECT_ROOT / "data" / "RAVDESS"
 RELEASE = PROJECT_ROOT / "models" / "ser-small-multi.safetensors"
+SPEECH = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
 
 
 def speech_clips(actor: str = "08", n: int = 12) -> list[np.ndarray]:
@@ -70,12 +71,11 @@ def test_noise_silence_and_a_tone_have_no_speech(tmp_path):
 def test_faint_to_the_detector_speech_is_still_speech():
     """Every clip of the RAVDESS actors whose shouted or clipped sentences silero scores under
     its threshold in every frame (15 clips of actors 06, 18 and 20) gets speech windows."""
-    rules = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
     refused = []
     for actor in ("06", "18", "20"):
         for path in sorted((RAVDESS / f"Actor_{actor}").glob("*.wav")):
             try:
-                speech_windows(load_audio(str(path), 16000), 16000, rules)
+                speech_windows(load_audio(str(path), 16000), 16000, SPEECH)
             except AudioError:
                 refused.append(path.name)
     assert not refused

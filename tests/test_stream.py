@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from omegaconf import OmegaConf
 
 from scripts.recordings import talk as recording
-from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.noise import coloured_noise, rms
 from speech_emotion_recognition.predictor import (
@@ -23,14 +21,12 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     segment_rows,
 )
-from speech_emotion_recognition.speech import SpeechConfig
 from speech_emotion_recognition.stream import SpeechStream, stream_events
 from tests.audio import tone
 from tests.conftest import compose_config
-from tests.test_speech import RELEASE
+from tests.test_speech import RELEASE, SPEECH
 
 RATE = 16000
-SPEECH = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
 TOLERANCE = 2 * 512 / RATE + 0.001  # two detector frames, and the rounding to ms
 
 
