@@ -37,6 +37,8 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+import speech_emotion_recognition  # noqa: F401  sets PROJECT_ROOT, which the config's paths use
+
 log = logging.getLogger(__name__)
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"

@@ -1,5 +1,6 @@
 """Entry points run as a user runs them: exit status and the message that says what to do."""
 
+import os
 import subprocess
 import sys
 
@@ -11,9 +12,11 @@ pytestmark = pytest.mark.slow
 
 
 def run_script(script: str, *overrides: str, tmp_path) -> subprocess.CompletedProcess:
+    """As from a user's shell: without the PROJECT_ROOT this test process has set."""
     command = [sys.executable, str(PROJECT_ROOT / script), *overrides,
                f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PROJECT_ROOT"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,18 @@ def test_download_from_a_dead_source_exits_1_with_what_to_do(tmp_path):
     assert "No source could list the corpus" in result.stderr
     assert "Rerun to resume" in result.stderr
     assert not list((tmp_path / "CREMA-D").glob("AudioWAV/*.wav"))
+
+
+def test_importing_crema_d_from_a_folder_runs_from_a_plain_shell(tmp_path):
+    """The command `make data-multi` prints must work without the package imported first
+    (it sets PROJECT_ROOT, which the configs resolve every path from)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script("scripts/download_cremad.py", f"source_dir={empty}",
+                        f"target={tmp_path / 'CREMA-D'}", tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "PROJECT_ROOT" not in result.stderr and "Traceback" not in result.stderr
+    assert "missing from the source folder" in result.stderr
 
 
 TRAINING_ONLY = ("lightning", "pytorch_lightning", "wandb", "audiomentations", "librosa",
