@@ -5,6 +5,7 @@
 #   make cv      CREMA-D speaker 5-fold cross-validation of that recipe (make seeds: 3 training seeds)
 #   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
 #   make ablation every generalisation lever on and off, 2 seeds each, and its table
+#   make ablation-noise  base vs noise over the clip only, 2 seeds each, scored in noise too
 #   make field   the field's protocols: RAVDESS 8 classes 5-fold, URDU from scratch vs fine-tuned
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
@@ -13,7 +14,8 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
 
-.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation field serve
+.PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation \
+	ablation-noise field serve
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -61,6 +63,21 @@ ablation: data-multi
 			seed=1,2 hydra.sweep.dir=logs/ablation/$$arm $(ARGS) || exit 1; \
 	done
 	$(PY) scripts/ablation.py logs/ablation reports/ablation
+
+# A robustness lever (noise only where the clip has audio) against base: each run is also
+# evaluated on its validation speakers at 10 dB SNR of four noise kinds (into <run>/noise_val),
+# then reports/ablation_noise/ablation.md.
+NOISE_VAL := subset=val "noise.types=[white,pink,babble,recorded]" "noise.snr_db=[10]" precision=bf16
+ablation-noise: data-multi
+	for seed in 1 2; do for arm in base noise_on_clip; do \
+		run=logs/ablation_noise/$$arm/seed$$seed; \
+		$(PY) speech_emotion_recognition/train.py experiment=ablation ablation=$$arm seed=$$seed \
+			hydra.run.dir=$$run $(ARGS) || exit 1; \
+		$(PY) speech_emotion_recognition/evaluate.py ckpt=$$run/model.safetensors data=multi_all \
+			"data.test_only=[urdu]" manifest_dir=$$run/splits $(NOISE_VAL) \
+			hydra.run.dir=$$run/noise_val || exit 1; \
+	done; done
+	$(PY) scripts/ablation.py logs/ablation_noise reports/ablation_noise
 
 # RAVDESS with its 8 emotions over 5 actor folds; URDU (4 emotions) over 5 speaker folds, from
 # scratch and fine-tuned from the default release. Summaries in logs/field/<protocol>/.

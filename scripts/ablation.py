@@ -11,6 +11,13 @@ corpus weighing equally — CREMA-D and RAVDESS validation speakers (within-corp
 corpus in another language that no arm trains on (unseen). A lever is kept when its mean score
 beats the base arm's by at least the pooled seed sd of the two arms (undecided until both have
 two runs). The English corpora's test speakers are never read here.
+
+A lever meant for robustness rather than accuracy (ROBUSTNESS: noise_on_clip) is judged by a
+second figure, fixed before its runs ended: `noise_loss`, the validation accuracy a run loses
+at 10 dB SNR, averaged over white, pink, babble and recorded noise (`evaluate.py subset=val
+noise.snr_db=[10]` into the run's `noise_val/`, as `make ablation-noise` runs it). It is
+kept when its noise_loss is below base's by at least their pooled seed sd and its score is not
+below base's by more than the score's pooled sd.
 """
 
 from __future__ import annotations
@@ -29,16 +36,29 @@ FIGURES = {
     "unseen_urdu": "test/urdu/acc",
 }
 BASE = "base"
+ROBUSTNESS = {"noise_on_clip"}
+NOISE_SNR_DB = 10.0
 
 
-def _runs(arm_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(arm_dir.glob("*/metrics.json"))]
+def _runs(arm_dir: Path) -> list[tuple[dict, Path]]:
+    return [(json.loads(p.read_text()), p.parent) for p in sorted(arm_dir.glob("*/metrics.json"))]
 
 
-def _figures(metrics: dict) -> dict[str, float]:
+def noise_loss(evaluation: dict) -> float:
+    """Accuracy lost at NOISE_SNR_DB, the mean over the noise kinds of an evaluate.py report."""
+    rows = evaluation["noise"]
+    clean = next(r["accuracy"] for r in rows if r["snr_db"] is None)
+    noisy = [r["accuracy"] for r in rows if r["snr_db"] == NOISE_SNR_DB]
+    return clean - statistics.fmean(noisy)
+
+
+def _figures(metrics: dict, run_dir: Path) -> dict[str, float]:
     stages = {**metrics["val"], **metrics["test"]}
     values = {name: stages[key] for name, key in FIGURES.items()}
     values["score"] = statistics.fmean(values.values())
+    noise = run_dir / "noise_val" / "metrics.json"
+    if noise.is_file():
+        values["noise_loss"] = noise_loss(json.loads(noise.read_text()))
     return values
 
 
@@ -55,24 +75,39 @@ def table(log_dir: Path, out_dir: Path) -> dict:
         if not runs:
             continue
         summarize(arm_dir, out_dir / arm_dir.name)
-        per_run = [_figures(m) for m in runs]
+        per_run = [_figures(m, run_dir) for m, run_dir in runs]
+        figures = [k for k in [*FIGURES, "score", "noise_loss"] if all(k in r for r in per_run)]
         arms[arm_dir.name] = {
-            "seeds": [m["seed"] for m in runs],
-            "epochs": sorted({m["epochs"] for m in runs}),
-            "fit_minutes": round(statistics.fmean(m["fit_seconds"] for m in runs) / 60, 1),
-            **{k: _spread([r[k] for r in per_run]) for k in [*FIGURES, "score"]},
+            "seeds": [m["seed"] for m, _ in runs],
+            "epochs": sorted({m["epochs"] for m, _ in runs}),
+            "fit_minutes": round(statistics.fmean(m["fit_seconds"] for m, _ in runs) / 60, 1),
+            **{k: _spread([r[k] for r in per_run]) for k in figures},
         }
     if BASE in arms:
-        base = arms[BASE]["score"]
-        for arm in arms.values():
-            pooled = math.sqrt((arm["score"]["sd"] ** 2 + base["sd"] ** 2) / 2)
-            arm["gain"] = arm["score"]["mean"] - base["mean"]
-            decided = arm is not arms[BASE] and min(arm["score"]["runs"], base["runs"]) >= 2
-            arm["kept"] = (arm["gain"] >= pooled) if decided else None  # None: undecided
+        for name, arm in arms.items():
+            arm["gain"] = arm["score"]["mean"] - arms[BASE]["score"]["mean"]
+            decided = name != BASE and min(arm["score"]["runs"], arms[BASE]["score"]["runs"]) >= 2
+            if name in ROBUSTNESS and not ("noise_loss" in arm and "noise_loss" in arms[BASE]):
+                decided = False
+            arm["kept"] = _kept(name, arm, arms[BASE]) if decided else None  # None: undecided
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps(arms, indent=2) + "\n")
     (out_dir / "ablation.md").write_text(markdown(arms))
     return arms
+
+
+def _pooled_sd(a: dict, b: dict) -> float:
+    return math.sqrt((a["sd"] ** 2 + b["sd"] ** 2) / 2)
+
+
+def _kept(name: str, arm: dict, base: dict) -> bool:
+    score_sd = _pooled_sd(arm["score"], base["score"])
+    if name not in ROBUSTNESS:
+        return arm["gain"] >= score_sd
+    less_loss = base["noise_loss"]["mean"] - arm["noise_loss"]["mean"]
+    return less_loss >= _pooled_sd(arm["noise_loss"], base["noise_loss"]) and (
+        arm["gain"] >= -score_sd
+    )
 
 
 def _cell(spread: dict) -> str:
@@ -81,17 +116,22 @@ def _cell(spread: dict) -> str:
 
 
 def markdown(arms: dict) -> str:
+    noise = any("noise_loss" in arm for arm in arms.values())
     lines = [
-        "| arm | runs | val CREMA-D | val RAVDESS | URDU (unseen) | score | vs base | kept |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| arm | runs | val CREMA-D | val RAVDESS | URDU (unseen) | score | vs base |"
+        + (f" val accuracy lost at {NOISE_SNR_DB:g} dB |" if noise else "")
+        + " kept |",
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if noise else "") + "---|",
     ]
     for name, arm in arms.items():
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
         kept = "" if name == BASE else {None: "undecided (needs 2 runs)", True: "yes",
                                          False: "no"}[arm.get("kept")]  # fmt: skip
-        cells = [_cell(arm[k]) for k in [*FIGURES, "score"]]
+        cells = [_cell(arm[k]) for k in [*FIGURES, "score"]] + [gain]
+        if noise:
+            cells.append(_cell(arm["noise_loss"]) if "noise_loss" in arm else "–")
         runs = arm["score"]["runs"]
-        lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {gain} | {kept} |")
+        lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {kept} |")
     return "\n".join(lines) + "\n"
 
 

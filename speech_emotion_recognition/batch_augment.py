@@ -34,7 +34,11 @@ class BatchAugment(nn.Module):
     """(B, samples) -> (B, samples), in fp32; filters are Butterworth magnitudes in the FFT domain.
 
     Noise colours are given as spectral slopes in dB per octave (0 white, -3.01 pink, -6.02
-    brown), as audiomentations' AddColorNoise takes them. Speed perturbation resamples a clip
+    brown), as audiomentations' AddColorNoise takes them. `noise_over="clip"` puts coloured and
+    recorded noise only where the window holds audio (first to last non-zero sample), at an SNR
+    over that stretch: a short recording in noise reaches the model as noisy speech followed by
+    the zero padding of its window, as `inference.py` and `evaluate.py` present it, where
+    "window" fills the padding with noise too. Speed perturbation resamples a clip
     by one of `speeds` (tempo and pitch together, as Kaldi's recipes do); reverberation
     convolves it with one of `reverb_rooms` simulated rooms (rooms.py) at its own loudness.
     """
@@ -63,9 +67,13 @@ class BatchAugment(nn.Module):
         reverb_p: float = 0.0,
         reverb_rt60_s: Sequence[float] = (0.2, 0.8),
         reverb_rooms: int = 100,
+        noise_over: str = "window",
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
+        if noise_over not in ("clip", "window"):
+            raise ValueError(f"noise_over must be 'clip' or 'window', not {noise_over!r}")
+        self.noise_over = noise_over
         self.speed_p, self.speeds = speed_p, tuple(speeds)
         self.reverb_p = reverb_p
         rooms = torch.zeros(0, 0)
@@ -135,9 +143,20 @@ class BatchAugment(nn.Module):
                 out[i, :offset] = x[i, -offset:]
         return out
 
-    def filter_and_noise(self, x: torch.Tensor) -> torch.Tensor:
-        """Low/high-pass and coloured noise in one FFT round trip, for the clips that draw any
-        of them: the noise is drawn as its spectrum, and both levels come from Parseval."""
+    def extent(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, samples) bool: where noise goes; with noise_over="clip" from each clip's first
+        to its last non-zero sample (the zero padding of a short clip stays silent)."""
+        if self.noise_over == "window":
+            return torch.ones_like(x, dtype=torch.bool)
+        index = torch.arange(x.shape[1], device=x.device)
+        nonzero = x != 0
+        first = torch.where(nonzero, index, x.shape[1]).amin(dim=1, keepdim=True)
+        last = torch.where(nonzero, index, -1).amax(dim=1, keepdim=True)
+        return (index >= first) & (index <= last)
+
+    def filter_and_noise(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+        """Low/high-pass in the FFT domain and coloured noise drawn as its spectrum, for the
+        clips that draw any of them; the SNR is measured over `extent`."""
         n, length = x.shape
         low_on = _chosen(n, self.low_pass_p, x)
         high_on = _chosen(n, self.high_pass_p, x)
@@ -160,24 +179,20 @@ class BatchAugment(nn.Module):
         decay = self.decays[torch.randint(len(self.decays), (m, 1), device=x.device)]
         slope = frequency ** (decay / (20 * math.log10(2)))
         noise = torch.complex(torch.randn_like(slope), torch.randn_like(slope)) * slope
-        noise[:, 0] = 0  # no offset; irfft keeps only the real part of the last bin:
-        if length % 2 == 0:
-            noise[:, -1] = noise[:, -1].real
-        # Parseval for a real signal: every bin but the first (and an even length's last) twice
-        weight = torch.full_like(frequency, 2.0)
-        weight[:, 0] = 1.0
-        if length % 2 == 0:
-            weight[:, -1] = 1.0
-        signal_power = (spectrum.abs().square() * weight).sum(dim=1, keepdim=True)
-        noise_power = (noise.abs().square() * weight).sum(dim=1, keepdim=True).clamp_min(1e-12)
+        noise[:, 0] = 0  # no offset
+        inside = extent[rows]
+        signal = torch.fft.irfft(spectrum, n=length)
+        noise = torch.fft.irfft(noise, n=length) * inside
+        signal_power = (signal.square() * inside).sum(dim=1, keepdim=True)
+        noise_power = noise.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
         snr = _uniform(m, *self.snr_db, x)
         scale = (signal_power / noise_power).sqrt() * 10 ** (-snr / 20) * noise_on[rows]
         out = x.clone()
-        out[rows] = torch.fft.irfft(spectrum + scale * noise, n=length)
+        out[rows] = signal + scale * noise
         return out
 
-    def background(self, x: torch.Tensor) -> torch.Tensor:
-        """Recorded sounds (a random stretch of the bank per clip) at an SNR over the clip."""
+    def background(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+        """Recorded sounds (a random stretch of the bank per clip) at an SNR over `extent`."""
         if self.background_p <= 0:
             return x
         n, length = x.shape
@@ -185,9 +200,10 @@ class BatchAugment(nn.Module):
         if not rows:
             return x
         starts = torch.randint(len(self.bank) - length, (len(rows),)).tolist()
-        noise = torch.stack([self.bank[s : s + length] for s in starts]).float()
-        signal_rms = x[rows].square().mean(dim=1, keepdim=True).sqrt()
-        noise_rms = noise.square().mean(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
+        inside = extent[rows]
+        noise = torch.stack([self.bank[s : s + length] for s in starts]).float() * inside
+        signal_rms = (x[rows].square() * inside).sum(dim=1, keepdim=True).sqrt()
+        noise_rms = noise.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
         snr = _uniform(len(rows), *self.background_snr_db, x)
         out = x.clone()
         out[rows] = x[rows] + signal_rms / (noise_rms * 10 ** (snr / 20)) * noise
@@ -202,7 +218,8 @@ class BatchAugment(nn.Module):
     @torch.autocast("cpu", enabled=False)
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         x = self.reverb(self.shift(self.speed(waveforms.float())))
-        return self.gain(self.background(self.filter_and_noise(x)))
+        extent = self.extent(x)
+        return self.gain(self.background(self.filter_and_noise(x, extent), extent))
 
 
 def _mel(hz: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,21 @@ def test_coloured_noise_is_mixed_at_the_snr():
     assert torch.allclose(snr_db(clean, augment(clean)), torch.full((8,), 20.0), atol=0.05)
 
 
+@pytest.mark.parametrize("kind", ["coloured", "recorded"])
+def test_noise_over_the_clip_leaves_the_padding_silent(kind, noise_dir, tmp_path):
+    """A short clip in its zero-padded window gets noise where it has audio, at the SNR over
+    that stretch, as evaluate.py mixes it; the padding stays as inference pads it."""
+    noise = {"coloured": dict(noise_p=1.0, snr_db=[10.0, 10.0]),
+             "recorded": dict(background_p=1.0, background_snr_db=[10.0, 10.0],
+                              background_dirs=[str(noise_dir)], cache_dir=str(tmp_path))}[kind]  # fmt: skip
+    augment = BatchAugment(RATE, **{**OFF, **noise}, noise_over="clip")
+    clean = torch.cat([speech_batch(), torch.zeros(8, RATE)], dim=1)  # 1 s of audio, 1 s padding
+    mixed = augment(clean)
+    assert mixed[:, RATE:].abs().max() < 1e-6  # the FFT round trip's rounding, no noise
+    assert torch.allclose(snr_db(clean[:, :RATE], mixed[:, :RATE]), torch.full((8,), 10.0),
+                          atol=0.05)  # fmt: skip
+
+
 def test_missing_noise_names_the_folder_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="dvc pull data/NOISE.dvc") as error:
         recorded_noise([tmp_path / "NOISE" / "urbansound8k"], RATE)

@@ -119,3 +119,38 @@ def test_ablation_table_scores_corpora_equally_and_keeps_levers_that_beat_the_se
     assert (tmp_path / "out" / "helps" / "summary.json").is_file()
     (tmp_path / "logs" / "helps" / "1" / "metrics.json").unlink()  # one seed: no decision yet
     assert table(tmp_path / "logs", tmp_path / "out")["helps"]["kept"] is None
+
+
+def test_a_robustness_lever_is_kept_for_losing_less_in_noise_at_no_cost_in_score(tmp_path):
+    from scripts.ablation import table
+
+    eye = (np.eye(6, dtype=int) * 2).tolist()
+    # per seed: the score's three accuracies, then validation accuracy clean and at 10 dB
+    arms = {
+        "base": [((0.5, 0.5, 0.5), 0.6, 0.40), ((0.6, 0.6, 0.6), 0.6, 0.44)],  # loses 0.18
+        "noise_on_clip": [((0.5, 0.5, 0.5), 0.6, 0.52), ((0.58, 0.58, 0.58), 0.6, 0.54)],
+    }
+    for arm, seeds in arms.items():
+        for num, ((cremad, ravdess, urdu), clean, noisy) in enumerate(seeds):
+            run = tmp_path / "logs" / arm / str(num)
+            fake_run(tmp_path / "logs" / arm, num, 0.5, eye)
+            metrics = json.loads((run / "metrics.json").read_text())
+            metrics["val"] |= {"val/cremad/acc": cremad, "val/ravdess/acc": ravdess}
+            metrics["test"]["test/urdu/acc"] = urdu
+            metrics |= {"seed": num + 1, "epochs": 6, "fit_seconds": 60.0}
+            (run / "metrics.json").write_text(json.dumps(metrics))
+            rows = [{"noise": "clean", "snr_db": None, "accuracy": clean}] + [
+                {"noise": kind, "snr_db": 10.0, "accuracy": noisy}
+                for kind in ("white", "pink", "babble", "recorded")
+            ]
+            (run / "noise_val").mkdir()
+            (run / "noise_val" / "metrics.json").write_text(json.dumps({"noise": rows}))
+    result = table(tmp_path / "logs", tmp_path / "out")
+    assert result["base"]["noise_loss"]["mean"] == pytest.approx(0.18)
+    assert result["noise_on_clip"]["noise_loss"]["mean"] == pytest.approx(0.07)
+    assert result["noise_on_clip"]["kept"]  # score -0.01, inside its pooled sd of 0.064
+    assert "| noise_on_clip | 2 |" in (tmp_path / "out" / "ablation.md").read_text()
+    # the same runs without noise evaluations: no decision on a robustness lever
+    for run in (tmp_path / "logs" / "noise_on_clip").iterdir():
+        (run / "noise_val" / "metrics.json").unlink()
+    assert table(tmp_path / "logs", tmp_path / "out")["noise_on_clip"]["kept"] is None
