@@ -64,9 +64,9 @@ def test_coloured_noise_is_mixed_at_the_snr():
 def test_noise_over_the_clip_leaves_the_padding_silent(kind, noise_dir, tmp_path):
     """A short clip in its zero-padded window gets noise where it has audio, at the SNR over
     that stretch, as evaluate.py mixes it; the padding stays as inference pads it."""
-    noise = {"coloured": dict(noise_p=1.0, snr_db=[10.0, 10.0]),
-             "recorded": dict(background_p=1.0, background_snr_db=[10.0, 10.0],
-                              background_dirs=[str(noise_dir)], cache_dir=str(tmp_path))}[kind]  # fmt: skip
+    recorded = dict(background_p=1.0, background_snr_db=[10.0, 10.0],
+                    background_dirs=[str(noise_dir)], cache_dir=str(tmp_path))  # fmt: skip
+    noise = {"coloured": dict(noise_p=1.0, snr_db=[10.0, 10.0]), "recorded": recorded}[kind]
     augment = BatchAugment(RATE, **{**OFF, **noise}, noise_over="clip")
     clean = torch.cat([speech_batch(), torch.zeros(8, RATE)], dim=1)  # 1 s of audio, 1 s padding
     mixed = augment(clean)
