@@ -1,0 +1,19 @@
+"""The default release's rule (scripts/default_rule.py): the highest validation score, unless a
+release about as good loses clearly less accuracy in noise."""
+
+from scripts.default_rule import choose
+
+
+def row(score: float, noise_loss: float) -> dict:
+    return {"score": score, "noise_loss": noise_loss}
+
+
+def test_the_highest_score_is_the_default_when_none_is_more_robust():
+    assert choose({"old": row(0.50, 0.15), "new": row(0.52, 0.14)}) == "new"
+    assert choose({"old": row(0.52, 0.15), "new": row(0.50, 0.14)}) == "old"
+
+
+def test_a_release_as_good_within_the_seed_spread_and_more_robust_in_noise_wins():
+    assert choose({"old": row(0.52, 0.15), "new": row(0.51, 0.08)}) == "new"
+    # too far below on the clean score, however robust
+    assert choose({"old": row(0.52, 0.15), "new": row(0.49, 0.02)}) == "old"
