@@ -229,7 +229,8 @@ def _device_augmentations(config: DictConfig) -> str:
         **(config.model.get("feature_augment") or {}),
     }
     on = [f"{k.removesuffix('_p')} (p {v:g})" for k, v in parts.items() if k.endswith("_p") and v]
-    return ", ".join(on) or "none"
+    where = f"; noise over the {parts['noise_over']}" if on and parts.get("noise_over") else ""
+    return ", ".join(on) + where if on else "none"
 
 
 def _stored_configuration(hparams: dict, cfg: DictConfig) -> list[str]:
