@@ -5,7 +5,7 @@
 #   make cv      CREMA-D speaker 5-fold cross-validation of that recipe (make seeds: 3 training seeds)
 #   make xcorpus leave-one-corpus-out on the English mix (CREMA-D, RAVDESS, TESS held out in turn)
 #   make ablation every generalisation lever on and off, 2 seeds each, and its table
-#   make ablation-noise  base vs noise over the clip only, 2 seeds each, scored in noise too
+#   make ablation-noise  base vs noise over the clip only (two arms), 2 seeds each, scored in noise too
 #   make field   the field's protocols: RAVDESS 8 classes 5-fold, URDU from scratch vs fine-tuned
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
 
@@ -69,7 +69,7 @@ ablation: data-multi
 # then reports/ablation_noise/ablation.md.
 NOISE_VAL := subset=val "noise.types=[white,pink,babble,recorded]" "noise.snr_db=[10]" precision=bf16
 ablation-noise: data-multi
-	for seed in 1 2; do for arm in base noise_on_clip; do \
+	for seed in 1 2; do for arm in base noise_on_clip noise_on_clip_matched; do \
 		run=logs/ablation_noise/$$arm/seed$$seed; \
 		$(PY) speech_emotion_recognition/train.py experiment=ablation ablation=$$arm seed=$$seed \
 			hydra.run.dir=$$run $(ARGS) || exit 1; \
