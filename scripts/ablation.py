@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -44,12 +45,16 @@ def _runs(arm_dir: Path) -> list[tuple[dict, Path]]:
     return [(json.loads(p.read_text()), p.parent) for p in sorted(arm_dir.glob("*/metrics.json"))]
 
 
-def noise_loss(evaluation: dict) -> float:
-    """Accuracy lost at NOISE_SNR_DB, the mean over the noise kinds of an evaluate.py report."""
+def noise_losses(evaluation: dict) -> dict[str, float]:
+    """Accuracy lost at NOISE_SNR_DB per noise kind of an evaluate.py report."""
     rows = evaluation["noise"]
     clean = next(r["accuracy"] for r in rows if r["snr_db"] is None)
-    noisy = [r["accuracy"] for r in rows if r["snr_db"] == NOISE_SNR_DB]
-    return clean - statistics.fmean(noisy)
+    return {r["noise"]: clean - r["accuracy"] for r in rows if r["snr_db"] == NOISE_SNR_DB}
+
+
+def noise_loss(evaluation: dict) -> float:
+    """Accuracy lost at NOISE_SNR_DB, the mean over the noise kinds of an evaluate.py report."""
+    return statistics.fmean(noise_losses(evaluation).values())
 
 
 def _figures(metrics: dict, run_dir: Path) -> dict[str, float]:
@@ -58,7 +63,9 @@ def _figures(metrics: dict, run_dir: Path) -> dict[str, float]:
     values["score"] = statistics.fmean(values.values())
     noise = run_dir / "noise_val" / "metrics.json"
     if noise.is_file():
-        values["noise_loss"] = noise_loss(json.loads(noise.read_text()))
+        evaluation = json.loads(noise.read_text())
+        values["noise_loss"] = noise_loss(evaluation)
+        values |= {f"noise_loss_{k}": v for k, v in noise_losses(evaluation).items()}
     return values
 
 
@@ -75,8 +82,12 @@ def table(log_dir: Path, out_dir: Path) -> dict:
         if not runs:
             continue
         summarize(arm_dir, out_dir / arm_dir.name)
+        for _, run_dir in runs:  # beside the run's metrics that summarize() keeps
+            if (run_dir / "noise_val" / "metrics.json").is_file():
+                kept = out_dir / arm_dir.name / "runs" / run_dir.name / "noise_val.json"
+                shutil.copyfile(run_dir / "noise_val" / "metrics.json", kept)
         per_run = [_figures(m, run_dir) for m, run_dir in runs]
-        figures = [k for k in [*FIGURES, "score", "noise_loss"] if all(k in r for r in per_run)]
+        figures = [k for k in per_run[0] if all(k in r for r in per_run)]
         arms[arm_dir.name] = {
             "seeds": [m["seed"] for m, _ in runs],
             "epochs": sorted({m["epochs"] for m, _ in runs}),
@@ -132,6 +143,21 @@ def markdown(arms: dict) -> str:
             cells.append(_cell(arm["noise_loss"]) if "noise_loss" in arm else "–")
         runs = arm["score"]["runs"]
         lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {kept} |")
+    kinds = sorted({k for arm in arms.values() for k in arm if k.startswith("noise_loss_")})
+    if kinds:
+        lines += [
+            "",
+            f"Validation accuracy lost at {NOISE_SNR_DB:g} dB SNR, per noise kind:",
+            "",
+            "| arm | " + " | ".join(k.removeprefix("noise_loss_") for k in kinds) + " |",
+            "|---|" + "---:|" * len(kinds),
+            *(
+                f"| {name} | "
+                + " | ".join(_cell(arm[k]) if k in arm else "–" for k in kinds)
+                + " |"
+                for name, arm in arms.items()
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
