@@ -9,12 +9,12 @@ def test_card_lists_the_augmentations_a_run_switched_on(tmp_path):
     assert _worker_augmentations(cfg) == "none"
     assert _device_augmentations(cfg) == (
         "shift (p 0.5), low_pass (p 0.3), high_pass (p 0.3), noise (p 0.5), background (p 0.5), "
-        "gain (p 0.5), pitch (p 0.3); noise over the window"
+        "gain (p 0.5), pitch (p 0.3); noise over the clip"
     )
     reverb = compose_config("train", tmp_path, ["experiment=ablation", "ablation=reverb"])
     assert "reverb (p 0.3)" in _device_augmentations(reverb)
-    clip = compose_config("train", tmp_path, ["experiment=ablation", "ablation=noise_on_clip"])
-    assert _device_augmentations(clip).endswith("; noise over the clip")
+    base = compose_config("train", tmp_path, ["experiment=ablation", "ablation=base"])
+    assert _device_augmentations(base).endswith("; noise over the window")
 
 
 def test_card_names_the_worker_augmentations_of_a_clip_by_clip_recipe(tmp_path):
