@@ -35,7 +35,7 @@ data-multi: data
 	@test -d data/CREMA-D/AudioWAV || { echo "data/CREMA-D/AudioWAV is missing: run" \
 		"$(PY) scripts/download_cremad.py, or source_dir=DIR to import a copy"; exit 1; }
 
-# The default release's recipe (ser-small-multi): the CPU model on CREMA-D + RAVDESS + TESS.
+# The default release's recipe (ser-small-multi-v2): the CPU model on CREMA-D + RAVDESS + TESS.
 train: data-multi
 	$(PY) speech_emotion_recognition/train.py experiment=multi_small $(ARGS)
 

@@ -2,7 +2,7 @@
 
     python scripts/default_rule.py SPLITS RELEASE [RELEASE ...]
     e.g. python scripts/default_rule.py reports/ser-small-multi/training/splits \\
-             ser-small-ravdess ser-small-multi
+             ser-small-ravdess ser-small-multi ser-small-multi-v2
 
 Every release is scored by evaluate.py as users run it (speech detection on, no added noise)
 on the CREMA-D and RAVDESS validation speakers of the split in SPLITS (the candidate's training
