@@ -63,9 +63,9 @@ def _figures(metrics: dict, run_dir: Path) -> dict[str, float]:
     values["score"] = statistics.fmean(values.values())
     noise = run_dir / "noise_val" / "metrics.json"
     if noise.is_file():
-        evaluation = json.loads(noise.read_text())
-        values["noise_loss"] = noise_loss(evaluation)
-        values |= {f"noise_loss_{k}": v for k, v in noise_losses(evaluation).items()}
+        losses = noise_losses(json.loads(noise.read_text()))
+        values["noise_loss"] = statistics.fmean(losses.values())
+        values |= {f"noise_loss_{k}": v for k, v in losses.items()}
     return values
 
 

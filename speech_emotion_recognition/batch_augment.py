@@ -180,15 +180,18 @@ class BatchAugment(nn.Module):
         slope = frequency ** (decay / (20 * math.log10(2)))
         noise = torch.complex(torch.randn_like(slope), torch.randn_like(slope)) * slope
         noise[:, 0] = 0  # no offset
-        inside = extent[rows]
-        signal = torch.fft.irfft(spectrum, n=length)
-        noise = torch.fft.irfft(noise, n=length) * inside
-        signal_power = (signal.square() * inside).sum(dim=1, keepdim=True)
-        noise_power = noise.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
         snr = _uniform(m, *self.snr_db, x)
-        scale = (signal_power / noise_power).sqrt() * 10 ** (-snr / 20) * noise_on[rows]
+        signal = torch.fft.irfft(spectrum, n=length)
         out = x.clone()
-        out[rows] = signal + scale * noise
+        out[rows] = signal
+        noisy = noise_on[rows].view(-1)  # only these need the noise in the time domain
+        if noisy.any():
+            inside = extent[rows[noisy]]
+            noise = torch.fft.irfft(noise[noisy], n=length) * inside
+            signal_power = (signal[noisy].square() * inside).sum(dim=1, keepdim=True)
+            noise_power = noise.square().sum(dim=1, keepdim=True).clamp_min(1e-12)
+            scale = (signal_power / noise_power).sqrt() * 10 ** (-snr[noisy] / 20)
+            out[rows[noisy]] = signal[noisy] + scale * noise
         return out
 
     def background(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
