@@ -59,12 +59,20 @@ def three_sentences(target: Path) -> Path:
     return target
 
 
+# The Live tab's sentences: each keeps its label from the default release, by a clear margin,
+# whatever the offset at which the browser starts sending and whatever rate it resamples to
+# (tests/test_serve.py checks it; the sad take it replaced came out "fear" in one CI run).
+LIVE_SENTENCES = {
+    "angry": "03-01-05-02-01-01-08.wav",
+    "happy": "03-01-03-02-01-01-08.wav",
+    "sad": "03-01-04-01-01-02-08.wav",
+}
+
+
 def live_sentences(target: Path) -> tuple[Path, float]:
-    """Angry, happy and sad sentences at 1.5, 6.5 and 11.5 s of 17 s of noise (the model labels
-    each of them the same whatever the offset or resampling), and the length in seconds."""
-    names = ("03-01-05-02-01-01-08.wav", "03-01-03-02-01-01-08.wav", "03-01-04-02-02-01-08.wav")
+    """The LIVE_SENTENCES at 1.5, 6.5 and 11.5 s of 17 s of noise, and the length in seconds."""
     recording = 0.0005 * np.random.default_rng(2).standard_normal(17 * RATE)
-    for start, name in zip((1.5, 6.5, 11.5), names, strict=True):
+    for start, name in zip((1.5, 6.5, 11.5), LIVE_SENTENCES.values(), strict=True):
         sentence = clip(name)
         recording[int(start * RATE) : int(start * RATE) + len(sentence)] += sentence
     sf.write(target, recording, RATE)

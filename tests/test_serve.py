@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 import torch
 from fastapi.testclient import TestClient
 
-from scripts import browser, load_test
+from scripts import browser, load_test, recordings
 from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
-from scripts.recordings import live_sentences
+from scripts.recordings import LIVE_SENTENCES, live_sentences
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
@@ -25,6 +26,7 @@ from speech_emotion_recognition.predictor import (
 from speech_emotion_recognition.preprocessing import load_audio
 from speech_emotion_recognition.serve import build_service
 from speech_emotion_recognition.serving.api import create_app
+from speech_emotion_recognition.serving.live import Samples
 from speech_emotion_recognition.serving.page import describe
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import Limits
@@ -211,6 +213,32 @@ def test_the_heading_of_a_release_without_cross_validation_says_so(tmp_path):
     heading = describe(service)
     assert f"accuracy {reported['accuracy']:.2f}" in heading
     assert f"one split of {reported['n_clips']} test clips, not yet cross-validated" in heading
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_live_sentences_keep_their_labels_through_the_browsers_path(tmp_path):
+    """The browser test compares the page with the engine, but the page hears the recording
+    resampled by Chromium and back by the server, from whenever it starts sending. So each
+    sentence must keep its label, by a margin, whatever that rate and offset; a borderline take
+    made the browser test fail by chance."""
+    device = torch.device("cpu")
+    predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
+    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
+    for emotion, name in LIVE_SENTENCES.items():
+        recording = 0.0005 * np.random.default_rng(2).standard_normal(5 * 16000)
+        sentence = recordings.clip(name)[: 5 * 16000 - 24000]
+        recording[24000 : 24000 + len(sentence)] += sentence
+        for rate, offset in ((16000, 0), (48000, 3000), (48000, 11000), (44100, 7000)):
+            heard = soxr.resample(recording, 16000, rate).astype(np.float32)[offset:]
+            frames = np.split(heard, range(4096, len(heard), 4096))
+            samples = Samples(rate, "float32", 16000, 1 << 20)
+            chunks = [samples(f.tobytes(), last=i == len(frames) - 1) for i, f in enumerate(frames)]
+            events = stream_events(predictor, config, chunks)
+            (window,) = [e for e in events if e["type"] == "window"]
+            top, second = sorted((window[c] for c in predictor.class_names), reverse=True)[:2]
+            assert window["label"] == emotion, (name, rate, offset)
+            assert top - second > 0.1, (name, rate, offset, top, second)
 
 
 @pytest.mark.slow
