@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The GPU run of the full model, in two device calls on one warm machine (issue 15):
-#   scripts/gpu_run.sh bench          carry .gpu/base: installs, prints GPU and versions, then the
-#                                     training-throughput table (scripts/train_throughput.py)
-#   scripts/gpu_run.sh train [ARGS]   carry .gpu/tess: trains experiment=multi_full in bf16 for
-#                                     the epochs that fit TRAIN_SECONDS, packs the results
-# Inputs come from `python scripts/gpu_stage.py` in $GPU_STAGE (default .gpu). Everything that
+# The GPU run of the full model on one warm machine, one device call per part that
+# `python scripts/gpu_stage.py` packed into $GPU_STAGE (default .gpu), in order:
+#   scripts/gpu_run.sh bench          carry .gpu/part1: installs the wheels, prints GPU and
+#                                     versions, then the training-throughput table
+#                                     (scripts/train_throughput.py) on the data it has
+#   scripts/gpu_run.sh carry          carry .gpu/part2, part3, …: takes in the part's data
+#   scripts/gpu_run.sh train [ARGS]   carry the last part: trains experiment=multi_full_v2 in
+#                                     bf16 for the epochs that fit TRAIN_SECONDS, writes the
+#                                     teacher's logits of every training clip, packs the results
+# Each call first merges the parts that have arrived into $GPU_STAGE/data. Everything that
 # comes back is written to $OUT (the device tool's folder; outputs/gpu elsewhere), each file
-# under 16 MiB.
-# Dry run on a CPU: DRY_RUN=1 scripts/gpu_run.sh bench; DRY_RUN=1 scripts/gpu_run.sh train
+# under 16 MiB. Dry run on a CPU: DRY_RUN=1 scripts/gpu_run.sh bench (then carry, train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: scripts/gpu_run.sh bench|train [train.py overrides]}
+MODE=${1:?usage: scripts/gpu_run.sh bench|carry|train [train.py overrides]}
 shift
 OUT=${OUT:-outputs/gpu}
 PY=${PYTHON:-python3}
@@ -20,22 +23,32 @@ RUNS=$STAGE/runs
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HYDRA_FULL_ERROR=1
 mkdir -p "$OUT" "$RUNS" "$STAGE/data"
 
-# Wheels of what the image lacks; installed once per machine.
-if [ -z "${DRY_RUN:-}" ] && [ -d "$STAGE/base/wheels" ] && [ ! -e /tmp/site/.done ]; then
+# The parts that came so far, merged (hard links) into one data folder.
+for part in "$STAGE"/part*/; do
+  if [ -d "$part/data" ]; then cp -rlf "$part/data/." "$STAGE/data/"; fi
+done
+
+# Wheels of what the image lacks (part1); installed once per machine.
+if [ -z "${DRY_RUN:-}" ] && [ -d "$STAGE/part1/wheels" ] && [ ! -e /tmp/site/.done ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site "$STAGE"/base/wheels/*.whl
+    --target /tmp/site "$STAGE"/part1/wheels/*.whl
   touch /tmp/site/.done
 fi
 if [ -z "${DRY_RUN:-}" ] && [ -d /tmp/site ]; then
   export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 
-# The corpora that travelled, under one data folder; TESS may come in a later call.
-for corpus in base/RAVDESS base/URDU tess/TESS; do
-  if [ -d "$STAGE/$corpus" ]; then ln -sfn "../$corpus" "$STAGE/data/$(basename $corpus)"; fi
-done
+# data=multi on the folders that have come whole (the lines after the first of each PART);
+# train needs every part (the first line: "n total").
+WHOLE=" $(cat "$STAGE"/part*/PART 2>/dev/null | grep -v '^[0-9]' | tr '\n' ' ' || true) "
 DATA=(paths.data_dir="$STAGE/data")
-[ -e "$STAGE/data/TESS" ] || DATA+=(data.corpus.parts.TESS=null)
+for corpus in CREMA-D RAVDESS TESS; do
+  [[ $WHOLE == *" $corpus "* ]] || DATA+=(data.corpus.parts.$corpus=null)
+done
+TOTAL=$(head -n 1 "$STAGE/part1/PART" 2>/dev/null | cut -d' ' -f2 || true)
+MISSING=()
+for n in $(seq 1 "${TOTAL:-1}"); do [ -e "$STAGE/part$n/PART" ] || MISSING+=("part$n"); done
+echo "whole so far: $(echo $WHOLE); parts not arrived: ${MISSING[*]:-none}"
 
 if [ -n "${DRY_RUN:-}" ]; then
   # The same calls at toy size on the CPU: the small model, one epoch, a few batches.
@@ -51,30 +64,42 @@ fi
 
 case "$MODE" in
 bench)
+  if [[ $WHOLE != *" NOISE "* || $WHOLE != *" RAVDESS "* ]]; then
+    echo "bench needs NOISE and RAVDESS whole: carry the next part with \`carry\` first" >&2
+    exit 2
+  fi
   nvidia-smi || true
   $PY - <<'EOF'
 import importlib.metadata as m, torch
 print("python", __import__("sys").version.split()[0], "| torch", torch.__version__,
       "| cuda", torch.version.cuda, "|", torch.cuda.get_device_name() if torch.cuda.is_available()
       else "no GPU")
-for name in ("torchaudio", "lightning", "torchmetrics", "hydra-core", "omegaconf",
+for name in ("torchaudio", "av", "lightning", "torchmetrics", "hydra-core", "omegaconf",
              "audiomentations", "soundfile", "safetensors", "onnx", "onnxruntime", "matplotlib"):
     print(f"  {name} {m.version(name)}")
 EOF
   rm -rf "$RUNS/throughput"
-  $PY scripts/train_throughput.py data=multi_all data.corpus.parts.CREMA-D=null data.pin_memory=true "${DATA[@]}" "${MODEL[@]}" \
+  $PY scripts/train_throughput.py data=multi data.pin_memory=true "${DATA[@]}" "${MODEL[@]}" \
     "${BENCH[@]}" hydra.run.dir="$RUNS/throughput" "$@" 2>&1 | tee "$OUT/throughput.log"
   cp "$RUNS/throughput/throughput.json" "$RUNS/throughput/throughput.md" "$OUT/"
   ;;
+carry)
+  ;;
 train)
+  if [ ${#MISSING[@]} -gt 0 ]; then
+    echo "train needs every part of scripts/gpu_stage.py; not arrived: ${MISSING[*]}" >&2
+    exit 2
+  fi
   # The fastest feed the benchmark found, and the epochs that fit TRAIN_SECONDS at its speed.
   mapfile -t PLAN < <($PY - "$RUNS/throughput/throughput.json" "$TRAIN_SECONDS" "$STAGE" <<'EOF'
 import json, pathlib, sys
 path, seconds = pathlib.Path(sys.argv[1]), float(sys.argv[2])
-tess = len(list(pathlib.Path(sys.argv[3], "data", "TESS").rglob("*.flac")))
+data = pathlib.Path(sys.argv[3], "data")
+# Training clips: TESS whole, about 80 % of the speakers of the others.
+clips = len(list((data / "TESS").rglob("*.ogg"))) + 0.8 * sum(
+    len(list((data / corpus).rglob("*.ogg"))) for corpus in ("CREMA-D", "RAVDESS"))
 if path.exists():
     bench = json.loads(path.read_text())
-    clips = bench["train_clips"] + tess
     # Validation, checkpoints and figures add about a fifth to each epoch.
     epochs = int(seconds / (1.2 * clips / bench["best"]["clips_per_s"]))
     print(max(5, min(150, epochs)))
@@ -90,19 +115,20 @@ EOF
   rm -rf "$RUNS/train"
   start=$(date +%s)
   # max_time stops a slower-than-measured run in time for the test and the packing.
-  $PY speech_emotion_recognition/train.py experiment=multi_full logger=csv "${DATA[@]}" \
+  $PY speech_emotion_recognition/train.py experiment=multi_full_v2 logger=csv "${DATA[@]}" \
     "${FEED[@]}" trainer.max_epochs="$EPOCHS" ++trainer.max_time="$(printf "00:00:%02d:%02d" $(((TRAIN_SECONDS + 60) / 60)) $(((TRAIN_SECONDS + 60) % 60)))" \
     "${MODEL[@]}" "${TRAIN[@]}" hydra.run.dir="$RUNS/train" "$@" 2>&1 | tee -a "$OUT/train.log"
   echo "wall seconds: $(($(date +%s) - start))" | tee -a "$OUT/train.log"
   run="$RUNS/train"
+  $PY scripts/teacher_logits.py "$run" --data-dir "$STAGE/data" 2>&1 | tee -a "$OUT/train.log"
   # Weights in parts under 16 MiB (join with `cat model.safetensors.part-* > model.safetensors`).
   split -b 15M "$run/model.safetensors" "$OUT/model.safetensors.part-"
-  tar -czf "$OUT/run.tar.gz" -C "$run" metrics.json splits csv .hydra \
+  tar -czf "$OUT/run.tar.gz" -C "$run" metrics.json splits csv .hydra teacher_logits.csv \
     $(cd "$run" && ls *.png 2>/dev/null) -C "$RUNS" throughput
   ls -la "$OUT"
   ;;
 *)
-  echo "unknown mode $MODE: bench or train" >&2
+  echo "unknown mode $MODE: bench, carry or train" >&2
   exit 2
   ;;
 esac

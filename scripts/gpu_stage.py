@@ -1,28 +1,42 @@
 """Stage what a bare GPU machine needs for scripts/gpu_run.sh into .gpu/ (git-ignored).
 
-python scripts/gpu_stage.py            # needs `dvc pull` (RAVDESS, TESS, URDU) and pip
+python scripts/gpu_stage.py              # needs `make data-multi` (CREMA-D, RAVDESS, TESS, NOISE)
+python scripts/gpu_stage.py --check 200  # and what the transport changes, measured on 200 clips
 
-A device call carries at most 64 MiB, so the inputs come in two folders, one per call:
-- .gpu/base: Python 3.12 wheels of what the GPU image lacks (versions from requirements.lock),
-  RAVDESS's six emotions re-encoded losslessly as FLAC, and URDU;
-- .gpu/tess: TESS, whole words (all six emotions of both speakers) in sorted order, as many as
-  fit under `--tess-mib`; the words left out are listed in .gpu/tess/left_out.txt.
+A device call carries at most 64 MiB, so everything is packed into .gpu/part1, part2, …, each
+under --part-mib, carried one per call in order: part1 starts with the Python 3.12 wheels of
+what the GPU image lacks (versions from requirements.lock); the parts hold `data/<corpus>/…` in
+the corpora's own layout, which gpu_run.sh merges into one data folder as they arrive.
+
+The audio of data=multi (CREMA-D, RAVDESS's six emotions, TESS) and of augmentation=batch's
+recorded noise travels as Ogg Opus at 16 kHz, --opus-level 0.8 (about 60 kbit/s; 0.85 and up
+switch to a narrower coding that changes the log-mel four times as much): for transport only,
+the GPU machine's data cache decodes it like any file. `--check` measures the change on a
+sample: the default release's predictions and log-mel features, original vs transported.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import re
 import shutil
 import subprocess
-from collections import defaultdict
 from pathlib import Path
 
 import soundfile as sf
+import torch
+
+from speech_emotion_recognition.data.corpora import cremad, ravdess, tess
+from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.predictor import load_classifier
+from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 # Missing from the GPU image (or needed at the lock's version); their needs that it lacks too.
 WHEELS = [
+    "av",  # FFmpeg, the project's decoder (preprocessing.decode): 34 MB of part1
     "hydra-core",
     "omegaconf",
     "antlr4-python3-runtime",
@@ -50,6 +64,11 @@ PLATFORMS = [
     "any",
 ]
 MIB = 2**20
+RATE = 16000
+RELEASE = "ser-small-multi-v2.safetensors"  # the default, whose predictions --check compares
+NOISE_DIRS = ("NOISE/urbansound8k/fold1", "NOISE/speech_commands")  # conf/augmentation/batch.yaml
+ORDER = ("NOISE", "RAVDESS", "TESS", "CREMA-D")  # what travels first: the largest last
+CREMAD_FILES = ("CREMA-D/VideoDemographics.csv",)  # the actors' sex, for the speaker splits
 
 
 def locked_versions() -> dict[str, str]:
@@ -71,38 +90,87 @@ def wheels(target: Path) -> None:
             subprocess.run([*pip, "wheel", "--no-deps", "-w", str(target), spec], check=True)
 
 
-def ravdess_flac(source: Path, target: Path) -> None:
-    """The six emotions of this project (calm and surprised are never used), lossless FLAC."""
-    from speech_emotion_recognition.data.corpora import ravdess
-    from speech_emotion_recognition.emotions import EMOTIONS
-
-    for clip in ravdess(source):
-        if clip.label not in EMOTIONS:
-            continue
-        path = Path(clip.path)
-        out = target / path.parent.name / f"{path.stem}.flac"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        audio, rate = sf.read(path, dtype="int16")
-        sf.write(out, audio, rate, format="FLAC", subtype="PCM_16")
+def speech_files(data: Path) -> list[Path]:
+    """The clips data=multi trains on."""
+    return [
+        *sorted(Path(c.path) for c in ravdess(data / "RAVDESS") if c.label in EMOTIONS),
+        *sorted(Path(c.path) for c in tess(data / "TESS")),
+        *sorted(Path(c.path) for c in cremad(data / "CREMA-D" / "AudioWAV")),
+    ]
 
 
-def tess_subset(source: Path, target: Path, limit_mib: float) -> None:
-    by_word: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(source.rglob("*.flac")):
-        by_word[path.stem.split("_")[1]].append(path)
-    used, left_out = 0, []
-    for word, paths in sorted(by_word.items()):
-        size = sum(p.stat().st_size for p in paths)
-        if used + size > limit_mib * MIB:
-            left_out.append(word)
-            continue
+def noise_files(data: Path) -> list[Path]:
+    """The recorded noise augmentation=batch mixes in."""
+    return [p for folder in NOISE_DIRS for p in audio_files(data / folder)]
+
+
+def opus(source: Path, target: Path, level: float) -> None:
+    """Decoded as the data cache decodes it (mono, 16 kHz), then Ogg Opus."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(target, load_audio(str(source), RATE), RATE, format="OGG", subtype="OPUS",
+             compression_level=level)  # fmt: skip
+
+
+def pack(data: Path, out: Path, level: float, part_mib: float) -> list[Path]:
+    """Encode, then fill part1, part2, … in order, each under `part_mib` (wheels included):
+    the noise first, CREMA-D last. Each part's PART file says `n total` on its first line,
+    then the folders (NOISE, RAVDESS, TESS, CREMA-D) whose last file it holds: gpu_run.sh
+    trains on all of them only once every part has come, and benchmarks on what is whole."""
+    encoded = out / "encoded"
+    files: list[tuple[Path, Path]] = []  # (file to move, its path below data/)
+    for source in [*noise_files(data), *speech_files(data)]:
+        relative = source.relative_to(data).with_suffix(".ogg")
+        opus(source, encoded / relative, level)
+        files.append((encoded / relative, relative))
+    csvs = [(data / name, Path(name)) for name in CREMAD_FILES if (data / name).is_file()]
+    files = sorted(csvs + files, key=lambda f: ORDER.index(f[1].parts[0]))  # stable
+    parts, whole = [out / "part1"], [[]]
+    used = size_mib(parts[0])  # the wheels
+    for i, (path, relative) in enumerate(files):
+        size = path.stat().st_size / MIB
+        if used + size > part_mib:
+            parts.append(out / f"part{len(parts) + 1}")
+            whole.append([])
+            used = 0.0
+        target = parts[-1] / "data" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copy2 if path.is_relative_to(data) else shutil.move)(path, target)
         used += size
-        for path in paths:
-            out = target / "TESS" / path.relative_to(source)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, out)
-    (target / "left_out.txt").write_text("".join(f"{w}\n" for w in left_out))
-    print(f"TESS: {len(by_word) - len(left_out)} of {len(by_word)} words, {used / MIB:.1f} MiB")
+        folder = relative.parts[0]
+        if i + 1 == len(files) or files[i + 1][1].parts[0] != folder:
+            whole[-1].append(folder)
+    shutil.rmtree(encoded)
+    for n, (part, folders) in enumerate(zip(parts, whole, strict=True), 1):
+        (part / "PART").write_text("".join(f"{line}\n" for line in [f"{n} {len(parts)}", *folders]))
+    return parts
+
+
+@torch.inference_mode()
+def check(data: Path, scratch: Path, level: float, n: int, release: Path) -> dict:
+    """The release's probabilities and log-mel features on `n` clips, original vs transported."""
+    model = load_classifier(release)
+    carried = scratch / "check.ogg"
+    features, probabilities = ([], []), ([], [])
+    for path in random.Random(0).sample(speech_files(data), n):
+        opus(path, carried, level)
+        for i, source in enumerate((path, carried)):
+            audio = crop_or_pad(load_audio(str(source), RATE), 5 * RATE)
+            features[i].append(model.features(torch.from_numpy(audio)[None]))
+            probabilities[i].append(torch.softmax(model.net(features[i][-1]), -1))
+    carried.unlink()
+    p0, p1 = (torch.cat(p) for p in probabilities)
+    f0, f1 = (torch.cat(f) for f in features)
+    difference = (p1 - p0).abs().max(dim=1).values
+    return {
+        "clips": n,
+        "opus_level": level,
+        "release": release.name,
+        "top1_agreement": round((p0.argmax(1) == p1.argmax(1)).float().mean().item(), 4),
+        "max_probability_difference_mean": round(difference.mean().item(), 4),
+        "max_probability_difference_p95": round(difference.quantile(0.95).item(), 4),
+        "log_mel_mean_abs_difference": round((f1 - f0).abs().mean().item(), 4),
+        "log_mel_sd": round(f0.std().item(), 4),
+    }
 
 
 def size_mib(folder: Path) -> float:
@@ -113,17 +181,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data")
     parser.add_argument("--out", type=Path, default=ROOT / ".gpu")
-    parser.add_argument("--tess-mib", type=float, default=56.0, help="TESS size limit (MiB)")
+    parser.add_argument("--part-mib", type=float, default=60.0, help="size limit of a part")
+    parser.add_argument("--opus-level", type=float, default=0.8)
+    parser.add_argument("--no-wheels", action="store_true", help="(tests) skip pip")
+    parser.add_argument("--check", type=int, default=0, metavar="N", help="measure on N clips")
+    parser.add_argument("--release", type=Path, default=ROOT / "models" / RELEASE)
     args = parser.parse_args()
-    for folder in ("base", "tess"):
-        shutil.rmtree(args.out / folder, ignore_errors=True)
-    base = args.out / "base"
-    wheels(base / "wheels")
-    ravdess_flac(args.data / "RAVDESS", base / "RAVDESS")
-    shutil.copytree(args.data / "URDU", base / "URDU")
-    tess_subset(args.data / "TESS", args.out / "tess", args.tess_mib)
-    for folder in ("base", "tess"):
-        print(f".gpu/{folder}: {size_mib(args.out / folder):.1f} MiB")
+    for old in args.out.glob("part*"):
+        shutil.rmtree(old)
+    if not args.no_wheels:
+        wheels(args.out / "part1" / "wheels")
+    for part in pack(args.data, args.out, args.opus_level, args.part_mib):
+        print(f"{part}: {size_mib(part):.1f} MiB")
+    if args.check:
+        result = check(args.data, args.out, args.opus_level, args.check, args.release)
+        (args.out / "transport_check.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

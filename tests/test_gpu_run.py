@@ -1,5 +1,7 @@
-"""scripts/gpu_run.sh dry-runs on the CPU with the file layout of the GPU machine."""
+"""scripts/gpu_stage.py packs the corpora into parts, and scripts/gpu_run.sh dry-runs on the
+CPU with them arriving one call at a time, as on the GPU machine."""
 
+import csv
 import json
 import os
 import shutil
@@ -7,46 +9,129 @@ import subprocess
 import sys
 import tarfile
 
+import numpy as np
 import pytest
 
+from scripts.teacher_logits import clip_key
 from speech_emotion_recognition import PROJECT_ROOT
-from tests.audio import named_corpora
+from speech_emotion_recognition.data.clips import read_manifest
+from tests.audio import named_corpora, write
 
 SCRIPT = PROJECT_ROOT / "scripts" / "gpu_run.sh"
 
 
+def corpora_with_noise(root):
+    corpora = named_corpora(root)
+    rng = np.random.default_rng(0)
+    for folder in ("urbansound8k/fold1", "speech_commands"):
+        sound = 0.1 * rng.standard_normal(3 * 16000).astype(np.float32)  # 6 s: over a window
+        write(corpora / "NOISE" / folder / "sound.wav", sound, 16000)
+    return corpora
+
+
+def audio_below(folder):
+    return [p for p in folder.rglob("*") if p.suffix in (".wav", ".flac")]
+
+
+def stage(corpora, out, *args):
+    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "gpu_stage.py"), "--no-wheels"]
+    result = subprocess.run(
+        [*command, "--data", str(corpora), "--out", str(out), *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted(out.glob("part*"))
+
+
 @pytest.mark.slow
-def test_gpu_run_dry_run_benchmarks_trains_and_packs(tmp_path):
-    corpora = named_corpora(tmp_path / "corpora")
-    stage, out = tmp_path / "stage", tmp_path / "out"
-    for name, part in (("RAVDESS", "base"), ("URDU", "base"), ("TESS", "tess")):
-        shutil.copytree(corpora / name, stage / part / name)
+def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(tmp_path):
+    corpora = corpora_with_noise(tmp_path / "corpora")
+    parts = stage(corpora, tmp_path / "packed", "--part-mib", "0.1")
+    assert len(parts) >= 3
+    machine, out = tmp_path / "machine", tmp_path / "out"
     env = {
         **os.environ,
         "DRY_RUN": "1",
-        "GPU_STAGE": str(stage),
+        "GPU_STAGE": str(machine),
         "OUT": str(out),
         "PYTHON": sys.executable,
         "TRAIN_SECONDS": "30",
     }
-    for mode in ("bench", "train"):
-        if mode == "train":  # a feed that needs no lever must work too (an empty override list)
-            path = stage / "runs" / "throughput" / "throughput.json"
-            bench = json.loads(path.read_text())
-            bench["best"]["overrides"] = []
-            path.write_text(json.dumps(bench))
-        result = subprocess.run(
+
+    def call(mode, part):
+        shutil.copytree(part, machine / part.name)  # what the device tool carries
+        return subprocess.run(
             ["bash", str(SCRIPT), mode], env=env, capture_output=True, text=True, timeout=600
         )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # The benchmark runs once the noise and RAVDESS have come whole, and not before.
+    bench_at = next(i for i, p in enumerate(parts) if "RAVDESS" in (p / "PART").read_text())
+    assert bench_at > 0
+    result = call("bench", parts[0])
+    assert result.returncode == 2 and "bench needs NOISE and RAVDESS whole" in result.stderr
+    for part in parts[1:bench_at]:
+        assert call("carry", part).returncode == 0
+    result = call("bench", parts[bench_at])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "whole so far: NOISE RAVDESS;" in result.stdout  # CREMA-D is left out
+    result = call("train", parts[bench_at + 1])  # too early: later parts have not come
+    assert result.returncode == 2
+    assert f"not arrived: {' '.join(p.name for p in parts[bench_at + 2 :])}" in result.stderr
+    for part in parts[bench_at + 2 : -1]:
+        assert call("carry", part).returncode == 0
+    path = machine / "runs" / "throughput" / "throughput.json"
+    bench = json.loads(path.read_text())  # a feed that needs no lever must work too
+    bench["best"]["overrides"] = []
+    path.write_text(json.dumps(bench))
+    result = call("train", parts[-1])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     bench = json.loads((out / "throughput.json").read_text())
     assert {r["feed"] for r in bench["rows"]} >= {"network only", "DataLoader (as configured)"}
     assert all(r["clips_per_s"] > 0 for r in bench["rows"])
-    assert bench["train_clips"] > 0
-    parts = sorted(out.glob("model.safetensors.part-*"))
-    assert parts and all(p.stat().st_size < 16 * 2**20 for p in parts)
+    weights = sorted(out.glob("model.safetensors.part-*"))
+    assert weights and all(p.stat().st_size < 16 * 2**20 for p in weights)
     with tarfile.open(out / "run.tar.gz") as tar:
         names = set(tar.getnames())
+        logits = list(
+            csv.DictReader(tar.extractfile("teacher_logits.csv").read().decode().splitlines())
+        )
     assert {"metrics.json", "splits/train.csv", "csv/metrics.csv", "throughput"} <= names
     assert "Training for" in (out / "train.log").read_text()
+    # The teacher's logits: every training clip of all three corpora, keyed as the originals here.
+    train = read_manifest(machine / "runs" / "train" / "splits" / "train.csv")
+    assert {c.corpus for c in train} == {"cremad", "ravdess", "tess"}
+    originals = {clip_key(p, corpora) for p in corpora.rglob("*") if p.suffix in (".wav", ".flac")}
+    assert sorted(row["key"] for row in logits) == sorted(
+        clip_key(c.path, machine / "data") for c in train
+    )
+    assert {row["key"] for row in logits} <= originals
+    assert all(np.isfinite(float(row["sad"])) for row in logits)
+
+
+@pytest.mark.slow
+def test_the_parts_keep_under_their_limit_and_hold_every_file(tmp_path):
+    corpora = corpora_with_noise(tmp_path / "corpora")
+    parts = stage(corpora, tmp_path / "packed", "--part-mib", "0.1")
+    carried = sorted(
+        str(p.relative_to(part / "data").with_suffix(""))
+        for part in parts
+        for p in (part / "data").rglob("*.ogg")
+    )
+    # data=multi's corpora and the recorded noise; not URDU
+    audio = [
+        p for p in corpora.rglob("*") if p.suffix in (".wav", ".flac") and "URDU" not in p.parts
+    ]
+    assert carried == sorted(clip_key(p, corpora) for p in audio)
+    assert any("NOISE" in key for key in carried)
+    whole = []  # (part number, folder that part completes)
+    for n, part in enumerate(parts, 1):
+        first, *folders = (part / "PART").read_text().splitlines()
+        assert first == f"{n} {len(parts)}"
+        whole += [(n, folder) for folder in folders]
+        size = sum(p.stat().st_size for p in (part / "data").rglob("*") if p.is_file())
+        assert size <= 0.1 * 2**20  # a part closes before the file that would overflow it
+    assert [f for _, f in whole] == ["NOISE", "RAVDESS", "TESS", "CREMA-D"]
+    for m, folder in whole:  # no file of a folder travels after the part that says it is whole
+        assert not any((p / "data" / folder).exists() for p in parts[m:])
+    assert any((p / "data" / "CREMA-D" / "VideoDemographics.csv").is_file() for p in parts)
