@@ -21,14 +21,9 @@ import torch
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition.data.clips import read_manifest
+from speech_emotion_recognition.data.teacher import clip_key
 from speech_emotion_recognition.predictor import load_classifier, resolve_device
 from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
-
-
-def clip_key(path: str | Path, data_dir: Path) -> str:
-    """The clip's path below `data_dir`, without its suffix: the same for a .wav here and the
-    .ogg it travelled as."""
-    return str(Path(path).resolve().relative_to(data_dir.resolve()).with_suffix(""))
 
 
 @torch.inference_mode()

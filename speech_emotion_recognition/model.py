@@ -56,6 +56,17 @@ def stage_metrics(n_classes: int, stage: str) -> MetricCollection:
     )
 
 
+def distillation_targets(
+    labels: torch.Tensor, teacher: torch.Tensor, alpha: float, temperature: float
+) -> torch.Tensor:
+    """(1 - alpha) * the one-hot label + alpha * softmax(teacher logits / temperature): the soft
+    labels the focal loss takes. Clips without the teacher's logits (NaN) keep their label."""
+    one_hot = F.one_hot(labels, teacher.shape[-1]).float()
+    known = torch.isfinite(teacher).all(dim=-1, keepdim=True)
+    soft = torch.softmax(torch.nan_to_num(teacher.float()) / temperature, dim=-1)
+    return torch.where(known, torch.lerp(one_hot, soft, alpha), one_hot)
+
+
 class EmotionRecognitionModule(L.LightningModule):
     """Everything a checkpoint needs to predict: feature and network sizes live in its hparams."""
 
@@ -73,6 +84,8 @@ class EmotionRecognitionModule(L.LightningModule):
         corpora: Sequence[str] | None = None,
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
+        distill_alpha: float = 0.0,
+        distill_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -89,6 +102,8 @@ class EmotionRecognitionModule(L.LightningModule):
                 "corpora": list(corpora or []),
                 "label_smoothing": label_smoothing,
                 "mixup_alpha": mixup_alpha,
+                "distill_alpha": distill_alpha,
+                "distill_temperature": distill_temperature,
             }
         )
         n_classes = len(class_names)
@@ -138,9 +153,16 @@ class EmotionRecognitionModule(L.LightningModule):
         targets = labels
         if stage == "train" and self.feature_augment is not None:
             features = self.feature_augment(features)
+        if stage == "train" and self.hparams.distill_alpha > 0:
+            if len(rest) < 2:
+                raise ValueError("model.distill_alpha > 0 needs data.teacher_logits=FILE")
+            targets = distillation_targets(
+                labels, rest[1], self.hparams.distill_alpha, self.hparams.distill_temperature
+            )
         if stage == "train" and self.hparams.mixup_alpha > 0:
             one_hot = F.one_hot(labels, len(self.hparams.class_names)).float()
-            features, targets = mixup(features, one_hot, self.hparams.mixup_alpha)
+            soft = one_hot if targets is labels else targets
+            features, targets = mixup(features, soft, self.hparams.mixup_alpha)
         logits = self.net(features)
         loss = self.criterion(logits, targets)
         predictions = logits.argmax(dim=-1)

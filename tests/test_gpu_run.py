@@ -12,9 +12,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from scripts.teacher_logits import clip_key
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest
+from speech_emotion_recognition.data.teacher import clip_key
 from tests.audio import named_corpora, write
 
 SCRIPT = PROJECT_ROOT / "scripts" / "gpu_run.sh"

@@ -17,6 +17,7 @@ from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, w
 from speech_emotion_recognition.data.duplicates import drop_duplicates
 from speech_emotion_recognition.data.labels import select_labels
 from speech_emotion_recognition.data.splits import split_corpora
+from speech_emotion_recognition.data.teacher import teacher_rows
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.preprocessing import crop_or_pad
 
@@ -35,8 +36,10 @@ class EmotionDataset(Dataset):
         augment: Callable[..., np.ndarray] | None = None,
         corpora: Sequence[str] = (),
         class_names: Sequence[str] = EMOTIONS,
+        teacher: np.ndarray | None = None,
     ) -> None:
         self.clips = list(clips)
+        self.teacher = teacher
         self.class_index = {name: i for i, name in enumerate(class_names)}
         self.cache = cache
         self.n_samples = n_samples
@@ -47,9 +50,9 @@ class EmotionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple:
         """(waveform, index of its label in `class_names`, index of its corpus in `corpora`,
-        -1 when not listed)."""
+        -1 when not listed) and, with a teacher, the teacher's logits of the clip (NaN: none)."""
         clip = self.clips[index]
         audio = self.cache.load(clip.path)
         offset = 0
@@ -59,7 +62,8 @@ class EmotionDataset(Dataset):
         if self.train and self.augment is not None:
             segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
         waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
-        return waveform, self.class_index[clip.label], self.corpus_index.get(clip.corpus, -1)
+        item = (waveform, self.class_index[clip.label], self.corpus_index.get(clip.corpus, -1))
+        return item if self.teacher is None else (*item, torch.from_numpy(self.teacher[index]))
 
 
 class EmotionDataModule(L.LightningDataModule):
@@ -92,6 +96,8 @@ class EmotionDataModule(L.LightningDataModule):
         balance_corpora: bool = False,
         labels: Sequence[str] | None = None,
         require_labels: bool = True,
+        teacher_logits: str | None = None,
+        teacher_root: str | None = None,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -113,6 +119,8 @@ class EmotionDataModule(L.LightningDataModule):
         self.balance_corpora = balance_corpora
         self.labels = list(labels or EMOTIONS)
         self.require_labels = require_labels
+        self.teacher_logits = teacher_logits
+        self.teacher_root = teacher_root or root
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -176,6 +184,7 @@ class EmotionDataModule(L.LightningDataModule):
             self.augment,
             self.corpora(),
             self.labels,
+            self._teacher() if train else None,
         )
         weighted = self.corpus_weights or self.balance_corpora
         sampler = self._weighted_sampler(dataset) if train and weighted else None
@@ -188,6 +197,14 @@ class EmotionDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+        )
+
+    def _teacher(self) -> np.ndarray | None:
+        """The teacher's logits of each training clip, when distilling."""
+        if self.teacher_logits is None:
+            return None
+        return teacher_rows(
+            self.teacher_logits, self.teacher_root, self.splits["train"], self.labels
         )
 
     def _weighted_sampler(self, dataset: EmotionDataset) -> WeightedRandomSampler:

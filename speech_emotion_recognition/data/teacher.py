@@ -1,0 +1,43 @@
+"""A teacher's logits for the training clips (scripts/teacher_logits.py writes them), the soft
+labels a student is distilled from (data.teacher_logits, model.distill_alpha)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from speech_emotion_recognition.data.clips import Clip
+
+log = logging.getLogger(__name__)
+
+
+def clip_key(path: str | Path, data_dir: str | Path) -> str:
+    """The clip's path below `data_dir` without its suffix: the same for a .wav here and the
+    .ogg it travelled to the GPU machine as."""
+    return str(Path(path).resolve().relative_to(Path(data_dir).resolve()).with_suffix(""))
+
+
+def teacher_rows(
+    path: str | Path, data_dir: str | Path, clips: Sequence[Clip], class_names: Sequence[str]
+) -> np.ndarray:
+    """(len(clips), n_classes) float32 logits in `class_names` order; NaN rows for clips the
+    teacher never saw (they train on their own label alone, and are counted in the log)."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(class_names) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} has no logits for {', '.join(sorted(missing))}")
+        logits = {row["key"]: [float(row[name]) for name in class_names] for row in reader}
+    rows = np.full((len(clips), len(class_names)), np.nan, dtype=np.float32)
+    for i, clip in enumerate(clips):
+        found = logits.get(clip_key(clip.path, data_dir))
+        if found is not None:
+            rows[i] = found
+    unseen = int(np.isnan(rows[:, 0]).sum())
+    if unseen:
+        log.warning("%d of %d training clips have no logits in %s", unseen, len(clips), path)
+    return rows

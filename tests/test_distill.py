@@ -1,0 +1,75 @@
+"""Distillation: a teacher's logits (scripts/teacher_logits.py) become part of the training
+targets (data.teacher_logits, model.distill_alpha)."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion_recognition.data.clips import Clip, read_manifest
+from speech_emotion_recognition.data.teacher import clip_key, teacher_rows
+from speech_emotion_recognition.model import distillation_targets
+from speech_emotion_recognition.predictor import load_classifier
+from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
+from speech_emotion_recognition.train import train
+from tests.conftest import SEPARABLE, SEPARABLE_LABELS
+
+
+def test_targets_mix_the_label_and_the_teacher_at_its_temperature():
+    labels = torch.tensor([0, 2, 1])
+    teacher = torch.tensor([[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [float("nan")] * 3])
+    one_hot = torch.eye(3)[labels]
+    assert torch.equal(distillation_targets(labels, teacher, 0.0, 2.0), one_hot)
+    mixed = distillation_targets(labels, teacher, 0.25, 2.0)
+    expected = 0.75 * one_hot[:2] + 0.25 * torch.softmax(teacher[:2] / 2.0, dim=-1)
+    assert torch.allclose(mixed[:2], expected)
+    assert torch.equal(mixed[2], one_hot[2])  # no logits for this clip: its label alone
+    assert torch.allclose(mixed.sum(dim=-1), torch.ones(3))
+
+
+def write_teacher(path, rows: dict[str, list[float]], names=("angry", "happy", "sad")) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["key", "label", *names])
+        writer.writerows([key, "x", *logits] for key, logits in rows.items())
+
+
+def test_teacher_rows_follow_the_clips_and_the_class_order(tmp_path):
+    data = tmp_path / "data"
+    clips = [Clip(str(data / "A" / f"{name}.wav"), "sad", "s", "c") for name in ("one", "two")]
+    write_teacher(tmp_path / "t.csv", {"A/one": [1.0, 2.0, 3.0]}, names=("sad", "angry", "happy"))
+    rows = teacher_rows(tmp_path / "t.csv", data, clips, ["angry", "happy", "sad"])
+    assert rows[0].tolist() == [2.0, 3.0, 1.0]
+    assert np.isnan(rows[1]).all()  # the teacher never saw it
+    assert clip_key(data / "A" / "one.ogg", data) == "A/one"
+    with pytest.raises(ValueError, match="no logits for neutral"):
+        teacher_rows(tmp_path / "t.csv", data, clips, ["angry", "neutral"])
+
+
+@pytest.mark.slow
+def test_the_student_learns_what_the_teacher_says(make_cfg, separable_corpus, tmp_path):
+    """A teacher that calls every clip `sad`, at full weight: the student ends up saying `sad`
+    where the labels alone teach it the three classes (test_train, >= 0.6 accuracy)."""
+    keys = [clip_key(p, separable_corpus) for p in audio_files(separable_corpus)]
+    write_teacher(tmp_path / "teacher.csv", {key: [0.0, 0.0, 8.0] for key in keys})
+    cfg = make_cfg(
+        "data=folder",
+        f"data.root={separable_corpus}",
+        "data.batch_size=16",
+        SEPARABLE_LABELS,
+        "trainer.max_epochs=4",
+        f"data.teacher_logits={tmp_path / 'teacher.csv'}",
+        f"data.teacher_root={separable_corpus}",
+        "model.distill_alpha=1.0",
+        "model.distill_temperature=1.0",
+    )
+    train(cfg)
+    run = tmp_path / "run"
+    model = load_classifier(run / "model.safetensors")
+    clips = read_manifest(run / "splits" / "val.csv")
+    audio = [crop_or_pad(load_audio(c.path, 16000), 5 * 16000) for c in clips]
+    with torch.no_grad():
+        said = model(torch.from_numpy(np.stack(audio))).argmax(dim=-1)
+    assert {c.label for c in clips} == set(SEPARABLE)
+    assert (said == SEPARABLE.index("sad")).float().mean() >= 0.9
