@@ -2,6 +2,7 @@
 
 python scripts/gpu_stage.py              # needs `make data-multi` (CREMA-D, RAVDESS, TESS, NOISE)
 python scripts/gpu_stage.py --check 200  # and what the transport changes, measured on 200 clips
+python scripts/gpu_stage.py --check 200 --check-only  # the measurement alone
 
 A device call carries at most 64 MiB, so everything is packed into .gpu/part1, part2, …, each
 under --part-mib, carried one per call in order: part1 starts with the Python 3.12 wheels of
@@ -185,15 +186,18 @@ def main() -> None:
     parser.add_argument("--opus-level", type=float, default=0.8)
     parser.add_argument("--no-wheels", action="store_true", help="(tests) skip pip")
     parser.add_argument("--check", type=int, default=0, metavar="N", help="measure on N clips")
+    parser.add_argument("--check-only", action="store_true", help="measure, pack nothing")
     parser.add_argument("--release", type=Path, default=ROOT / "models" / RELEASE)
     args = parser.parse_args()
-    for old in args.out.glob("part*"):
-        shutil.rmtree(old)
-    if not args.no_wheels:
-        wheels(args.out / "part1" / "wheels")
-    for part in pack(args.data, args.out, args.opus_level, args.part_mib):
-        print(f"{part}: {size_mib(part):.1f} MiB")
+    if not args.check_only:
+        for old in args.out.glob("part*"):
+            shutil.rmtree(old)
+        if not args.no_wheels:
+            wheels(args.out / "part1" / "wheels")
+        for part in pack(args.data, args.out, args.opus_level, args.part_mib):
+            print(f"{part}: {size_mib(part):.1f} MiB")
     if args.check:
+        args.out.mkdir(parents=True, exist_ok=True)
         result = check(args.data, args.out, args.opus_level, args.check, args.release)
         (args.out / "transport_check.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
