@@ -20,18 +20,27 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.data.teacher import clip_key
 from speech_emotion_recognition.predictor import load_classifier, resolve_device
-from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
+from speech_emotion_recognition.preprocessing import AudioError, crop_or_pad
+
+
+def load(cache: AudioCache, path: str) -> np.ndarray:
+    reason = cache.ensure(path)
+    if reason is not None:  # the run trained on it, so it decoded then
+        raise AudioError(f"{path}: {reason}")
+    return cache.load(path)
 
 
 @torch.inference_mode()
 def teacher_logits(run_dir: Path, data_dir: Path, batch_size: int = 64) -> Path:
     device = resolve_device("auto")
     model = load_classifier(run_dir / "model.safetensors").to(device)
-    seconds = OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.max_seconds
-    length = int(seconds * model.sample_rate)
+    data = OmegaConf.load(run_dir / ".hydra" / "config.yaml").data
+    length = int(data.max_seconds * model.sample_rate)
+    cache = AudioCache(data.cache_dir, model.sample_rate, data.min_rms)  # the run decoded them
     clips = read_manifest(run_dir / "splits" / "train.csv")
     target = run_dir / "teacher_logits.csv"
     with open(target, "w", newline="") as f:
@@ -39,7 +48,7 @@ def teacher_logits(run_dir: Path, data_dir: Path, batch_size: int = 64) -> Path:
         writer.writerow(["key", "label", *model.class_names])
         for start in range(0, len(clips), batch_size):
             batch = clips[start : start + batch_size]
-            audio = [crop_or_pad(load_audio(c.path, model.sample_rate), length) for c in batch]
+            audio = [crop_or_pad(load(cache, c.path), length) for c in batch]
             features = model.features(torch.from_numpy(np.stack(audio)).to(device))
             with torch.autocast(device.type, torch.bfloat16):  # as the run trained: bf16-mixed
                 logits = model.net(features).float().cpu().numpy()
