@@ -47,6 +47,17 @@ def test_teacher_rows_follow_the_clips_and_the_class_order(tmp_path):
         teacher_rows(tmp_path / "t.csv", data, clips, ["angry", "neutral"])
 
 
+def test_keys_follow_a_corpus_folder_linked_from_elsewhere(tmp_path):
+    """Manifests hold resolved paths; a corpus linked into data/ keeps its key there."""
+    (tmp_path / "disk" / "CREMA-D").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "CREMA-D").symlink_to(tmp_path / "disk" / "CREMA-D")
+    clip = tmp_path / "disk" / "CREMA-D" / "1001_DFA_ANG_XX.wav"
+    assert clip_key(clip, tmp_path / "data") == "CREMA-D/1001_DFA_ANG_XX"
+    with pytest.raises(ValueError, match="data.teacher_root"):
+        clip_key(tmp_path / "elsewhere.wav", tmp_path / "data")
+
+
 @pytest.mark.slow
 def test_the_student_learns_what_the_teacher_says(make_cfg, separable_corpus, tmp_path):
     """A teacher that calls every clip `sad`, at full weight: the student ends up saying `sad`

@@ -17,8 +17,17 @@ log = logging.getLogger(__name__)
 
 def clip_key(path: str | Path, data_dir: str | Path) -> str:
     """The clip's path below `data_dir` without its suffix: the same for a .wav here and the
-    .ogg it travelled to the GPU machine as."""
-    return str(Path(path).resolve().relative_to(Path(data_dir).resolve()).with_suffix(""))
+    .ogg it travelled to the GPU machine as. Symbolic links are followed, `data_dir`'s own and
+    those of the corpus folders in it (`data/CREMA-D -> /disk/CREMA-D`)."""
+    data_dir = Path(data_dir)
+    roots = {data_dir.absolute(): Path(), data_dir.resolve(): Path()}
+    if data_dir.is_dir():
+        roots |= {child.resolve(): Path(child.name) for child in data_dir.iterdir()}
+    for clip in (Path(path).absolute(), Path(path).resolve()):
+        for root, inside in roots.items():
+            if clip.is_relative_to(root):
+                return str((inside / clip.relative_to(root)).with_suffix(""))
+    raise ValueError(f"{path} is not below {data_dir}: set data.teacher_root to its data folder")
 
 
 def teacher_rows(
