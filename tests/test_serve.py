@@ -198,9 +198,8 @@ def test_limits_default_to_ten_minutes_and_fifty_megabytes(tmp_path):
 
 
 def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path):
-    release = PROJECT_ROOT / "models" / "ser-small-multi.safetensors"  # its recipe has a 5-fold
-    service = build_service(compose_config("serve", tmp_path, [f"ckpt={release}"]))
-    summary = json.loads((REPORTS / "ser-small-multi/cv/kfold/summary.json").read_text())
+    service = build_service(compose_config("serve", tmp_path, []))  # its recipe has a 5-fold
+    summary = json.loads((REPORTS / f"{service.model}/cv/kfold/summary.json").read_text())
     accuracy = summary["test_accuracy"]
     heading = describe(service)
     assert f"**{accuracy['mean']:.2f} ± {accuracy['sd']:.2f}**" in heading
