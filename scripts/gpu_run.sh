@@ -124,7 +124,7 @@ EOF
     "${MODEL[@]}" "${TRAIN[@]}" hydra.run.dir="$RUNS/train" "$@" 2>&1 | tee -a "$OUT/train.log"
   echo "wall seconds: $(($(date +%s) - start))" | tee -a "$OUT/train.log"
   run="$RUNS/train"
-  $PY scripts/teacher_logits.py "$run" --data-dir "$STAGE/data" 2>&1 | tee -a "$OUT/train.log"
+  $PY scripts/teacher_logits.py "$run" 2>&1 | tee -a "$OUT/train.log"
   # Weights in parts under 16 MiB (join with `cat model.safetensors.part-* > model.safetensors`).
   split -b 15M "$run/model.safetensors" "$OUT/model.safetensors.part-"
   tar -czf "$OUT/run.tar.gz" -C "$run" metrics.json splits csv .hydra teacher_logits.csv \

@@ -85,7 +85,7 @@ class EmotionRecognitionModule(L.LightningModule):
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
         distill_alpha: float = 0.0,
-        distill_temperature: float = 1.0,
+        distill_temperature: float = 2.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -160,9 +160,9 @@ class EmotionRecognitionModule(L.LightningModule):
                 labels, rest[1], self.hparams.distill_alpha, self.hparams.distill_temperature
             )
         if stage == "train" and self.hparams.mixup_alpha > 0:
-            one_hot = F.one_hot(labels, len(self.hparams.class_names)).float()
-            soft = one_hot if targets is labels else targets
-            features, targets = mixup(features, soft, self.hparams.mixup_alpha)
+            if targets is labels:
+                targets = F.one_hot(labels, len(self.hparams.class_names)).float()
+            features, targets = mixup(features, targets, self.hparams.mixup_alpha)
         logits = self.net(features)
         loss = self.criterion(logits, targets)
         predictions = logits.argmax(dim=-1)

@@ -163,6 +163,10 @@ class Predictor:
 
     def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
+        return torch.softmax(torch.from_numpy(self.logits(windows, batch_size)), dim=-1).numpy()
+
+    def logits(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """(n, n_classes) float32 logits (a teacher's, for distillation) the same way."""
         return np.concatenate(
             [
                 self._batch(np.stack(windows[i : i + batch_size]))
@@ -180,7 +184,7 @@ class Predictor:
         else:
             (logits,) = self.session.run(None, {"features": features.cpu().numpy()})
             logits = torch.from_numpy(logits)
-        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return logits.float().cpu().numpy()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from speech_emotion_recognition.data.clips import Clip, read_manifest
-from speech_emotion_recognition.data.teacher import clip_key, teacher_rows
+from speech_emotion_recognition.data.teacher import clip_keys, teacher_rows
 from speech_emotion_recognition.model import distillation_targets
 from speech_emotion_recognition.predictor import load_classifier
 from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
@@ -42,7 +42,7 @@ def test_teacher_rows_follow_the_clips_and_the_class_order(tmp_path):
     rows = teacher_rows(tmp_path / "t.csv", data, clips, ["angry", "happy", "sad"])
     assert rows[0].tolist() == [2.0, 3.0, 1.0]
     assert np.isnan(rows[1]).all()  # the teacher never saw it
-    assert clip_key(data / "A" / "one.ogg", data) == "A/one"
+    assert clip_keys([data / "A" / "one.ogg"], data) == ["A/one"]
     with pytest.raises(ValueError, match="no logits for neutral"):
         teacher_rows(tmp_path / "t.csv", data, clips, ["angry", "neutral"])
 
@@ -53,16 +53,16 @@ def test_keys_follow_a_corpus_folder_linked_from_elsewhere(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "CREMA-D").symlink_to(tmp_path / "disk" / "CREMA-D")
     clip = tmp_path / "disk" / "CREMA-D" / "1001_DFA_ANG_XX.wav"
-    assert clip_key(clip, tmp_path / "data") == "CREMA-D/1001_DFA_ANG_XX"
+    assert clip_keys([clip], tmp_path / "data") == ["CREMA-D/1001_DFA_ANG_XX"]
     with pytest.raises(ValueError, match="data.teacher_root"):
-        clip_key(tmp_path / "elsewhere.wav", tmp_path / "data")
+        clip_keys([tmp_path / "elsewhere.wav"], tmp_path / "data")
 
 
 @pytest.mark.slow
 def test_the_student_learns_what_the_teacher_says(make_cfg, separable_corpus, tmp_path):
     """A teacher that calls every clip `sad`, at full weight: the student ends up saying `sad`
     where the labels alone teach it the three classes (test_train, >= 0.6 accuracy)."""
-    keys = [clip_key(p, separable_corpus) for p in audio_files(separable_corpus)]
+    keys = clip_keys(audio_files(separable_corpus), separable_corpus)
     write_teacher(tmp_path / "teacher.csv", {key: [0.0, 0.0, 8.0] for key in keys})
     cfg = make_cfg(
         "data=folder",

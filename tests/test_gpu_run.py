@@ -14,7 +14,8 @@ import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest
-from speech_emotion_recognition.data.teacher import clip_key
+from speech_emotion_recognition.data.teacher import clip_keys
+from speech_emotion_recognition.preprocessing import audio_files
 from tests.audio import named_corpora, write
 
 SCRIPT = PROJECT_ROOT / "scripts" / "gpu_run.sh"
@@ -29,24 +30,23 @@ def corpora_with_noise(root):
     return corpora
 
 
-def audio_below(folder):
-    return [p for p in folder.rglob("*") if p.suffix in (".wav", ".flac")]
-
-
-def stage(corpora, out, *args):
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """Tiny corpora and what gpu_stage.py packs of them in parts of 0.1 MiB (read-only)."""
+    root = tmp_path_factory.mktemp("stage")
+    corpora = corpora_with_noise(root / "corpora")
     command = [sys.executable, str(PROJECT_ROOT / "scripts" / "gpu_stage.py"), "--no-wheels"]
     result = subprocess.run(
-        [*command, "--data", str(corpora), "--out", str(out), *args],
+        [*command, "--data", str(corpora), "--out", str(root / "packed"), "--part-mib", "0.1"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return sorted(out.glob("part*"))
+    return corpora, sorted((root / "packed").glob("part*"))
 
 
 @pytest.mark.slow
-def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(tmp_path):
-    corpora = corpora_with_noise(tmp_path / "corpora")
-    parts = stage(corpora, tmp_path / "packed", "--part-mib", "0.1")
+def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(packed, tmp_path):
+    corpora, parts = packed
     assert len(parts) >= 3
     machine, out = tmp_path / "machine", tmp_path / "out"
     env = {
@@ -104,28 +104,23 @@ def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(tmp_path):
     # The teacher's logits: every training clip of all three corpora, keyed as the originals here.
     train = read_manifest(machine / "runs" / "train" / "splits" / "train.csv")
     assert {c.corpus for c in train} == {"cremad", "ravdess", "tess"}
-    originals = {clip_key(p, corpora) for p in corpora.rglob("*") if p.suffix in (".wav", ".flac")}
-    assert sorted(row["key"] for row in logits) == sorted(
-        clip_key(c.path, machine / "data") for c in train
-    )
-    assert {row["key"] for row in logits} <= originals
+    keys = sorted(row["key"] for row in logits)
+    assert keys == sorted(clip_keys([c.path for c in train], machine / "data"))
+    assert set(keys) <= set(clip_keys(audio_files(corpora), corpora))
     assert all(np.isfinite(float(row["sad"])) for row in logits)
 
 
 @pytest.mark.slow
-def test_the_parts_keep_under_their_limit_and_hold_every_file(tmp_path):
-    corpora = corpora_with_noise(tmp_path / "corpora")
-    parts = stage(corpora, tmp_path / "packed", "--part-mib", "0.1")
+def test_the_parts_keep_under_their_limit_and_hold_every_file(packed):
+    corpora, parts = packed
     carried = sorted(
         str(p.relative_to(part / "data").with_suffix(""))
         for part in parts
         for p in (part / "data").rglob("*.ogg")
     )
     # data=multi's corpora and the recorded noise; not URDU
-    audio = [
-        p for p in corpora.rglob("*") if p.suffix in (".wav", ".flac") and "URDU" not in p.parts
-    ]
-    assert carried == sorted(clip_key(p, corpora) for p in audio)
+    audio = [p for p in audio_files(corpora) if "URDU" not in p.parts]
+    assert carried == sorted(clip_keys(audio, corpora))
     assert any("NOISE" in key for key in carried)
     whole = []  # (part number, folder that part completes)
     for n, part in enumerate(parts, 1):
