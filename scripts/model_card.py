@@ -219,7 +219,12 @@ def _recorded_configuration(run: Path, chosen: dict) -> list[str]:
 
 
 def _worker_augmentations(config: DictConfig) -> str:
-    return ", ".join(config.augmentation.transforms) if config.get("augmentation") else "none"
+    """The clip-by-clip augmentations, and where their noise goes when the config says."""
+    if not config.get("augmentation"):
+        return "none"
+    transforms = config.augmentation.transforms
+    over = (transforms.get("noise") or {}).get("over")
+    return ", ".join(transforms) + (f"; noise over the {over}" if over else "")
 
 
 def _device_augmentations(config: DictConfig) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,11 +117,41 @@ def compose(
 def one_of(
     transforms: Mapping[str, audiomentations.core.transforms_interface.BaseTransform | None],
     p: float = 1.0,
-) -> audiomentations.OneOf:
-    """Like `compose`, for picking one of several named transforms (e.g. noise colours)."""
+    over: str = "window",
+) -> audiomentations.OneOf | OverClip:
+    """Like `compose`, for picking one of several named transforms (e.g. noise colours);
+    `over="clip"` applies the pick only where the window holds the clip (`OverClip`)."""
     import audiomentations
 
-    return audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
+    picked = audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
+    if over not in ("clip", "window"):
+        raise ValueError(f"over must be 'clip' or 'window', not {over!r}")
+    return OverClip(picked) if over == "clip" else picked
+
+
+class OverClip:
+    """A waveform transform applied from a window's first to its last sample above -100 dBFS
+    (below one 16-bit step), the rest left as it was.
+
+    Noise added this way leaves a short clip's zero padding silent, as `inference.py` presents
+    a short recording, and its SNR is measured over the clip: the audiomentations counterpart of
+    batch_augment's `noise_over="clip"`. The floor, not exact zero, keeps a filter's decaying
+    tail in the padding from counting as audio.
+    """
+
+    FLOOR = 1e-5
+
+    def __init__(self, transform: Callable[[np.ndarray, int], np.ndarray]) -> None:
+        self.transform = transform
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        audio = np.flatnonzero(np.abs(samples) > self.FLOOR)
+        if len(audio) == 0:
+            return samples
+        first, last = audio[0], audio[-1] + 1
+        out = samples.copy()
+        out[first:last] = self.transform(samples[first:last], sample_rate)
+        return out
 
 
 class LogMelFeatures(nn.Module):

@@ -19,5 +19,9 @@ def test_card_lists_the_augmentations_a_run_switched_on(tmp_path):
 
 def test_card_names_the_worker_augmentations_of_a_clip_by_clip_recipe(tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=ravdess_small"])
-    assert _worker_augmentations(cfg) != "none"
+    assert _worker_augmentations(cfg) == (
+        "shift, low_pass, high_pass, noise, pitch, gain; noise over the window"
+    )
     assert _device_augmentations(cfg) == "none"
+    default = compose_config("train", tmp_path, ["augmentation=default"])
+    assert _worker_augmentations(default).endswith("; noise over the clip")
