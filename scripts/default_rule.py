@@ -1,27 +1,31 @@
 """Which release is the default (#22), by the rule fixed before the English-mix one finished.
 
-    python scripts/default_rule.py SPLITS RELEASE [RELEASE ...]
+    python scripts/default_rule.py SPLITS CANDIDATE [CANDIDATE ...] [--out DIR]
     e.g. python scripts/default_rule.py reports/ser-small-multi/training/splits \\
              ser-small-ravdess ser-small-multi ser-small-multi-v2
 
-Every release is scored by evaluate.py as users run it (speech detection on, no added noise)
-on the CREMA-D and RAVDESS validation speakers of the split in SPLITS (the candidate's training
-run's manifests: seed 42, RAVDESS validation actors 09 and 18) and on all of URDU, a corpus none
-of them trained on. The score is the mean of the three accuracies, each corpus weighing
-equally; the release with the highest score is the default. No test speaker is read. Writes
-evaluate.py's reports to reports/default_rule/<release>/{val_noise,urdu}/ (kept when already
-there; val_noise holds the clean figures too) and the table to reports/default_rule/rule.{json,md}.
+A CANDIDATE is a release (`models/<name>.safetensors`) or NAME=WEIGHTS, a training run's
+`model.safetensors` not yet released (a lever trained at the release's budget). Every candidate
+is scored by evaluate.py as users run it (speech detection on, no added noise) on the CREMA-D
+and RAVDESS validation speakers of the split in SPLITS (the candidate's training run's
+manifests: seed 42, RAVDESS validation actors 09 and 18) and on all of URDU, a corpus none of
+them trained on. The score is the mean of the three accuracies, each corpus weighing equally;
+the candidate with the highest score is the default. No test speaker is read. Writes
+evaluate.py's reports to DIR/<candidate>/{val_noise,urdu}/ (kept when already there; val_noise
+holds the clean figures too) and the table to DIR/rule.{json,md}; DIR is reports/default_rule
+unless --out says.
 
-Robustness, added before a release trained for noise finished (#22): each release is also
+Robustness, added before a release trained for noise finished (#22): each candidate is also
 scored on the same validation speakers at 10 dB SNR of white, pink, babble and recorded noise;
-`noise_loss` is the clean accuracy minus the mean of those four. A release whose score is within
-SCORE_TOLERANCE of the highest (the largest seed sd of this score in the ablation) and that
-loses at least NOISE_MARGIN less in noise is the default instead; the one losing least, if
+`noise_loss` is the clean accuracy minus the mean of those four. A candidate whose score is
+within SCORE_TOLERANCE of the highest (the largest seed sd of this score in the ablation) and
+that loses at least NOISE_MARGIN less in noise is the default instead; the one losing least, if
 several do.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -31,27 +35,26 @@ from scripts.ablation import noise_loss
 from speech_emotion_recognition import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "reports" / "default_rule"
+MODELS = PROJECT_ROOT / "models"
 SCORE_TOLERANCE = 0.018
 NOISE_MARGIN = 0.02
 NOISE = ["noise.types=[white,pink,babble,recorded]", "noise.snr_db=[10]"]
 EVALUATE = PROJECT_ROOT / "speech_emotion_recognition" / "evaluate.py"
 
 
-def evaluate(release: str, name: str, overrides: list[str]) -> dict:
-    """evaluate.py's metrics.json for `release` on one set, run once."""
-    folder = OUT / release / name
+def evaluate(weights: Path, folder: Path, overrides: list[str]) -> dict:
+    """evaluate.py's metrics.json for `weights` on one set, run once into `folder`."""
     if not (folder / "metrics.json").exists():
-        ckpt = PROJECT_ROOT / "models" / f"{release}.safetensors"
-        command = [sys.executable, str(EVALUATE), f"ckpt={ckpt}", "noise.types=[]", *overrides]
+        command = [sys.executable, str(EVALUATE), f"ckpt={weights}", "noise.types=[]", *overrides]
         subprocess.run([*command, f"hydra.run.dir={folder}"], check=True)
     return json.loads((folder / "metrics.json").read_text())
 
 
-def score(release: str, splits: Path) -> dict[str, float]:
+def score(weights: Path, splits: Path, out: Path) -> dict[str, float]:
     # One pass over the validation speakers: clean (the score) and at 10 dB (noise_loss)
-    val = evaluate(release, "val_noise", ["data=multi", "subset=val", f"manifest_dir={splits}",
-                                          *NOISE])  # fmt: skip
-    urdu = evaluate(release, "urdu", ["data=urdu", "subset=all"])
+    val = evaluate(weights, out / "val_noise", ["data=multi", "subset=val",
+                                                f"manifest_dir={splits}", *NOISE])  # fmt: skip
+    urdu = evaluate(weights, out / "urdu", ["data=urdu", "subset=all"])
     figures = {
         "val_cremad": val["per_corpus"]["cremad"]["accuracy"],
         "val_ravdess": val["per_corpus"]["ravdess"]["accuracy"],
@@ -59,6 +62,12 @@ def score(release: str, splits: Path) -> dict[str, float]:
     }
     return {**figures, "score": sum(figures.values()) / len(figures),
             "noise_loss": noise_loss(val)}  # fmt: skip
+
+
+def candidate(argument: str) -> tuple[str, Path]:
+    """NAME=WEIGHTS as given, or a release's name and its weights in models/."""
+    name, _, weights = argument.partition("=")
+    return name, Path(weights).resolve() if weights else MODELS / f"{name}.safetensors"
 
 
 def choose(rows: dict[str, dict]) -> str:
@@ -73,10 +82,10 @@ def choose(rows: dict[str, dict]) -> str:
     return min(robust, key=lambda release: rows[release]["noise_loss"]) if robust else best
 
 
-def main(splits: Path, releases: list[str]) -> None:
-    rows = {release: score(release, splits) for release in releases}
+def main(splits: Path, candidates: dict[str, Path], out: Path = OUT) -> None:
+    rows = {name: score(weights, splits, out / name) for name, weights in candidates.items()}
     default = choose(rows)
-    (OUT / "rule.json").write_text(json.dumps({"default": default, "scores": rows}, indent=2))
+    (out / "rule.json").write_text(json.dumps({"default": default, "scores": rows}, indent=2))
     lines = [
         "| release | val CREMA-D | val RAVDESS | URDU (all) | score | val accuracy lost at 10 dB "
         "| default |",
@@ -87,11 +96,14 @@ def main(splits: Path, releases: list[str]) -> None:
             for release, r in rows.items()
         ),
     ]
-    (OUT / "rule.md").write_text("\n".join(lines) + "\n")
+    (out / "rule.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    main(Path(sys.argv[1]).resolve(), sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("splits", type=Path)
+    parser.add_argument("candidates", nargs="+", type=candidate)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    main(args.splits.resolve(), dict(args.candidates), args.out.resolve())

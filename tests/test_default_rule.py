@@ -1,7 +1,8 @@
 """The default release's rule (scripts/default_rule.py): the highest validation score, unless a
 release about as good loses clearly less accuracy in noise."""
 
-from scripts.default_rule import choose
+from scripts.default_rule import candidate, choose
+from speech_emotion_recognition import PROJECT_ROOT
 
 
 def row(score: float, noise_loss: float) -> dict:
@@ -17,3 +18,12 @@ def test_a_release_as_good_within_the_seed_spread_and_more_robust_in_noise_wins(
     assert choose({"old": row(0.52, 0.15), "new": row(0.51, 0.08)}) == "new"
     # too far below on the clean score, however robust
     assert choose({"old": row(0.52, 0.15), "new": row(0.49, 0.02)}) == "old"
+
+
+def test_a_candidate_is_a_release_or_a_runs_weights(tmp_path):
+    assert candidate("ser-small-multi-v2") == (
+        "ser-small-multi-v2",
+        PROJECT_ROOT / "models" / "ser-small-multi-v2.safetensors",
+    )
+    weights = tmp_path / "run" / "model.safetensors"
+    assert candidate(f"smoothing={weights}") == ("smoothing", weights)
