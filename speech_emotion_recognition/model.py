@@ -140,6 +140,12 @@ class EmotionRecognitionModule(L.LightningModule):
         """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
         return self.net(self.features(waveforms))
 
+    def compile_network(self, mode: bool | str) -> None:
+        """torch.compile the network in place (state dict and checkpoints unchanged). `mode`:
+        True for torch's default, or a mode name: "reduce-overhead" adds CUDA graphs (shapes
+        here are static: fixed windows, full training batches), "max-autotune" tunes kernels."""
+        self.net.compile(mode=None if mode is True else mode)
+
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
         """Training batches get the waveform augmentations of augmentation=batch here."""
         if self.batch_augment is not None and self.trainer.training:

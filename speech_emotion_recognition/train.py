@@ -136,7 +136,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("init_from"):
         initialised = load_pretrained(model, release, class_names, cfg.init_from)
     if cfg.get("compile"):
-        model.net.compile()
+        model.compile_network(cfg.compile)
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if cfg.freeze.part:
         callbacks.append(FreezeFor(cfg.freeze.part, cfg.freeze.epochs))

@@ -80,18 +80,24 @@ def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(packed, tmp_pa
     for part in parts[bench_at + 2 : -1]:
         assert call("carry", part).returncode == 0
     path = machine / "runs" / "throughput" / "throughput.json"
-    bench = json.loads(path.read_text())  # a feed that needs no lever must work too
-    bench["best"]["overrides"] = []
+    bench = json.loads(path.read_text())  # no data lever, and a compiled network, must work too
+    bench["best"]["overrides"] = ["compile=reduce-overhead"]
     path.write_text(json.dumps(bench))
     result = call("train", parts[-1])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     bench = json.loads((out / "throughput.json").read_text())
     feeds = {r["feed"] for r in bench["rows"]}
-    assert feeds >= {"network only", "DataLoader (as configured)"}
-    # only workers and memory: a lever that swapped augmentations would change train's recipe
-    assert feeds <= {"network only", "DataLoader (as configured)", "+ more_workers", "+ in_memory"}
+    compiled = "network only, compile=reduce-overhead"
+    assert feeds >= {"network only", compiled, "DataLoader (as configured)"}
+    # only workers, memory and compile: a lever that swapped augmentations would change the recipe
+    assert feeds <= {"network only", compiled, "DataLoader (as configured)", "+ more_workers",
+                     "+ in_memory", "+ compile=reduce-overhead"}  # fmt: skip
+    # the compiled network is fed only when it beat eager
+    rate = {r["feed"]: r["clips_per_s"] for r in bench["rows"] if r["batch"] == 8}
+    assert ("+ compile=reduce-overhead" in feeds) == (rate[compiled] > rate["network only"])
     assert all(r["clips_per_s"] > 0 for r in bench["rows"])
+    assert "compile=reduce-overhead" in (out / "train.log").read_text()
     weights = sorted(out.glob("model.safetensors.part-*"))
     assert weights and all(p.stat().st_size < 16 * 2**20 for p in weights)
     with tarfile.open(out / "run.tar.gz") as tar:
