@@ -1,14 +1,16 @@
 """A trained model's logits for every clip of its training split: the soft labels a smaller
 model can later be distilled from (issue 22), written beside the run.
 
-python scripts/teacher_logits.py RUN_DIR
+python scripts/teacher_logits.py RUN_DIR [--weights W [W ...]] [--out FILE]
 
 Reads RUN_DIR/model.safetensors and RUN_DIR/splits/train.csv and writes
-RUN_DIR/teacher_logits.csv: `key, label, <one logit column per class>`. Each clip is seen as
-validation sees it (clean, no augmentation, its first 5 s, zero-padded), in bf16 where the
-device has it, as prediction runs. `key` is the clip's path below the run's data folder
-(`paths.data_dir`) without its suffix (`CREMA-D/AudioWAV/1001_DFA_ANG_XX`), so logits computed
-on the GPU machine's transported copies match the original files here.
+RUN_DIR/teacher_logits.csv: `key, label, <one logit column per class>`. With --weights the
+teacher is an ensemble instead: the mean logits of those models (releases or runs trained on
+RUN_DIR's split), into FILE. Each clip is seen as validation sees it (clean, no augmentation,
+its first 5 s, zero-padded), in bf16 where the device has it, as prediction runs. `key` is the
+clip's path below the run's data folder (`paths.data_dir`) without its suffix
+(`CREMA-D/AudioWAV/1001_DFA_ANG_XX`), so logits computed on the GPU machine's transported
+copies match the original files here.
 """
 
 from __future__ import annotations
@@ -39,25 +41,34 @@ def load(cache: AudioCache, path: str) -> np.ndarray:
     return cache.load(path)
 
 
-def teacher_logits(run_dir: Path, batch_size: int = 64) -> Path:
-    """RUN_DIR/teacher_logits.csv from the run's weights, manifest, config and audio cache."""
+def teacher_logits(
+    run_dir: Path, weights: list[Path] | None = None, out: Path | None = None, batch_size: int = 64
+) -> Path:
+    """The teacher's logits for RUN_DIR's training clips, from the run's config and audio cache:
+    the run's own model, or the mean over `weights`; into `out` (RUN_DIR/teacher_logits.csv)."""
     device = resolve_device("auto")
-    predictor = Predictor(
-        load_classifier(run_dir / "model.safetensors"), device, resolve_precision("auto", device)
-    )
+    precision = resolve_precision("auto", device)
+    models = [
+        Predictor(load_classifier(w), device, precision)
+        for w in weights or [run_dir / "model.safetensors"]
+    ]
+    names = models[0].class_names
+    if any(m.class_names != names for m in models):
+        raise SystemExit("the teacher's models predict different classes")
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    length = int(config.data.max_seconds * predictor.sample_rate)
-    cache = AudioCache(config.data.cache_dir, predictor.sample_rate, config.data.min_rms)
+    rate = models[0].sample_rate
+    length = int(config.data.max_seconds * rate)
+    cache = AudioCache(config.data.cache_dir, rate, config.data.min_rms)
     clips = read_manifest(run_dir / "splits" / "train.csv")
-    target = run_dir / "teacher_logits.csv"
+    target = out or run_dir / "teacher_logits.csv"
     with open(target, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["key", "label", *predictor.class_names])
+        writer.writerow(["key", "label", *names])
         keys = clip_keys([c.path for c in clips], config.paths.data_dir)
         for start in range(0, len(clips), batch_size):
             batch = clips[start : start + batch_size]
             audio = [crop_or_pad(load(cache, c.path), length) for c in batch]
-            logits = predictor.logits(audio, batch_size)
+            logits = np.mean([m.logits(audio, batch_size) for m in models], axis=0)
             for key, clip, row in zip(keys[start : start + batch_size], batch, logits, strict=True):
                 writer.writerow([key, clip.label, *(f"{v:.5f}" for v in row)])
     return target
@@ -66,8 +77,10 @@ def teacher_logits(run_dir: Path, batch_size: int = 64) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--weights", type=Path, nargs="+", help="an ensemble's models")
+    parser.add_argument("--out", type=Path, help="default: RUN_DIR/teacher_logits.csv")
     args = parser.parse_args()
-    print(teacher_logits(args.run_dir))
+    print(teacher_logits(args.run_dir, args.weights, args.out))
 
 
 if __name__ == "__main__":

@@ -2,18 +2,23 @@
 targets (data.teacher_logits, model.distill_alpha)."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from scripts.teacher_logits import teacher_logits
 from speech_emotion_recognition.data.clips import Clip, read_manifest
 from speech_emotion_recognition.data.teacher import clip_keys, teacher_rows
 from speech_emotion_recognition.model import distillation_targets
 from speech_emotion_recognition.predictor import load_classifier
 from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
 from speech_emotion_recognition.train import train
-from tests.conftest import SEPARABLE, SEPARABLE_LABELS
+from tests.conftest import SEPARABLE, SEPARABLE_LABELS, compose_train
 
 
 def test_targets_mix_the_label_and_the_teacher_at_its_temperature():
@@ -84,3 +89,38 @@ def test_the_student_learns_what_the_teacher_says(make_cfg, separable_corpus, tm
         said = model(torch.from_numpy(np.stack(audio))).argmax(dim=-1)
     assert {c.label for c in clips} == set(SEPARABLE)
     assert (said == SEPARABLE.index("sad")).float().mean() >= 0.9
+
+
+@pytest.mark.slow
+def test_an_ensemble_teacher_gives_the_mean_of_its_models_logits(
+    small_checkpoint, separable_corpus, tmp_path
+):
+    """Two models that differ only by +4 on the first class's output bias: the ensemble's logits
+    are the first model's plus 2 there, and the same elsewhere."""
+    trained = small_checkpoint.parent.parent
+    run = tmp_path / "run"
+    shutil.copytree(trained / "splits", run / "splits")
+    shutil.copy(trained / "model.safetensors", run / "model.safetensors")
+    cfg = compose_train(run, trained / "cache", "data=folder", f"data.root={separable_corpus}",
+                        f"paths.data_dir={separable_corpus}", SEPARABLE_LABELS)  # fmt: skip
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml", resolve=True)
+    shifted = tmp_path / "shifted.safetensors"
+    with safe_open(run / "model.safetensors", "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        metadata = f.metadata()
+    tensors["net.head.bias"][0] += 4.0
+    save_file(tensors, shifted, metadata=metadata)
+
+    def read(path):
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        return {r["key"]: np.array([float(r[c]) for c in SEPARABLE]) for r in rows}
+
+    one = read(teacher_logits(run))
+    mean = read(teacher_logits(run, [run / "model.safetensors", shifted], tmp_path / "mean.csv"))
+    assert (
+        len(one) == len(read_manifest(run / "splits" / "train.csv")) and one.keys() == mean.keys()
+    )
+    for key, row in one.items():
+        np.testing.assert_allclose(mean[key] - row, [2.0, 0.0, 0.0], atol=0.1)  # bf16 outputs
