@@ -123,13 +123,13 @@ EOF
   FEED=("${PLAN[@]:1}")
   echo "Training for $EPOCHS epochs with feed overrides: ${FEED[*]:-none}" | tee "$OUT/train.log"
   start=$(date +%s)
+  ARGS=("$@")  # the caller's train.py overrides, after the feed's
   fit() {  # max_time stops a slower-than-measured run in time for the test and the packing
     rm -rf "$RUNS/train"
     $PY speech_emotion_recognition/train.py experiment=multi_full_v2 logger=csv "${DATA[@]}" \
       "$@" trainer.max_epochs="$EPOCHS" ++trainer.max_time="$(printf "00:00:%02d:%02d" $(((TRAIN_SECONDS + 60) / 60)) $(((TRAIN_SECONDS + 60) % 60)))" \
       "${MODEL[@]}" "${TRAIN[@]}" hydra.run.dir="$RUNS/train" "${ARGS[@]}" 2>&1 | tee -a "$OUT/train.log"
   }
-  ARGS=("$@")
   if ! fit "${FEED[@]}"; then
     # A compiled network that fails in training (CUDA graphs and a tensor kept across steps,
     # say) costs one try, not the session: the same run once more in eager mode.

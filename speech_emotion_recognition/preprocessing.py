@@ -123,9 +123,9 @@ def one_of(
     `over="clip"` applies the pick only where the window holds the clip (`OverClip`)."""
     import audiomentations
 
-    picked = audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
     if over not in ("clip", "window"):
         raise ValueError(f"over must be 'clip' or 'window', not {over!r}")
+    picked = audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
     return OverClip(picked) if over == "clip" else picked
 
 
