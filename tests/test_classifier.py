@@ -55,12 +55,14 @@ def test_full_model_parameter_count_matches_the_specification():
 
 
 def test_model_sizes_are_the_specified_ones():
-    """363,766 parameters for model=small (the CPU release), 14,190,054 for the specification."""
-    for name, expected in (("small", 363_766), ("default", 14_190_054)):
+    """363,766 parameters for model=small (the CPU release), 2,503,414 for model=mid,
+    14,190,054 for the specification; each turns its own spectrogram into six logits."""
+    for name, expected in (("small", 363_766), ("mid", 2_503_414), ("default", 14_190_054)):
         model, features = build(name)
         assert sum(p.numel() for p in model.parameters()) == expected, name
-    logits = model(torch.randn(2, 1, features["n_mels"], features["n_frames"]))
-    assert logits.shape == (2, 6)
+        with torch.inference_mode():
+            logits = model(torch.randn(2, 1, features["n_mels"], features["n_frames"]))
+        assert logits.shape == (2, 6), name
 
 
 def test_pools_that_do_not_fold_the_mel_axis_are_rejected():
