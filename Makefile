@@ -1,5 +1,5 @@
 # One command per job; each sets up what it needs first.
-#   make train   environment + the English mix + train the CPU release's recipe (experiment=multi_small)
+#   make train   environment + the English mix + train the default release's recipe (experiment=multi_mid)
 #   make test    environment + RAVDESS and NOISE from DVC + the whole test suite
 #   make serve   environment + RAVDESS (example clips) + the demo page and API on 127.0.0.1:7860
 #   make cv      CREMA-D speaker 5-fold cross-validation of that recipe (make seeds: 3 training seeds)
@@ -7,14 +7,16 @@
 #   make ablation every generalisation lever on and off, 2 seeds each, and its table
 #   make ablation-noise  base vs noise over the clip only (two arms), 2 seeds each, scored in noise too
 #   make recheck30  smoothing, reverb and distillation at the release's 30 epochs, by the default rule
-#   make mid     the mid-size model on `make train`'s recipe, scored by the default rule
+#   make mid     the mid-size model on multi_small's recipe, scored by the default rule
 #   make field   the field's protocols: RAVDESS 8 classes 5-fold, URDU from scratch vs fine-tuned
 # Extra Hydra overrides: make train ARGS="trainer.max_epochs=5 data.batch_size=16"
+# Another recipe for train, cv, seeds and xcorpus: make cv RECIPE=multi_small (the small model's)
 
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 ARGS ?=
+RECIPE ?= multi_mid
 
 .PHONY: setup data data-multi train test lint format lock repro cv seeds xcorpus ablation \
 	ablation-noise recheck30 mid field serve
@@ -37,24 +39,24 @@ data-multi: data
 	@test -d data/CREMA-D/AudioWAV || { echo "data/CREMA-D/AudioWAV is missing: run" \
 		"$(PY) scripts/download_cremad.py, or source_dir=DIR to import a copy"; exit 1; }
 
-# The default release's recipe (ser-small-multi-v2): the CPU model on CREMA-D + RAVDESS + TESS.
+# The default release's recipe (ser-mid-multi): the mid-size CPU model on CREMA-D + RAVDESS + TESS.
 train: data-multi
-	$(PY) speech_emotion_recognition/train.py experiment=multi_small $(ARGS)
+	$(PY) speech_emotion_recognition/train.py experiment=$(RECIPE) $(ARGS)
 
 # CREMA-D speaker 5-fold cross-validation of `make train`'s recipe (91 actors, each tested
 # once); summary.{json,md} in the sweep folder.
 cv: data-multi
-	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small data=cremad split=kfold \
+	$(PY) speech_emotion_recognition/train.py -m experiment=$(RECIPE) data=cremad split=kfold \
 		split.fold=0,1,2,3,4 $(ARGS)
 
 # Seed spread of the same recipe on one split (data.seed stays 42).
 seeds: data-multi
-	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small seed=1,2,3 $(ARGS)
+	$(PY) speech_emotion_recognition/train.py -m experiment=$(RECIPE) seed=1,2,3 $(ARGS)
 
-# Cross-corpus: the CPU recipe on the English mix, each corpus held out in turn (summary.md in
+# Cross-corpus: the recipe on the English mix, each corpus held out in turn (summary.md in
 # the sweep folder); needs `make data-multi`.
 xcorpus: data-multi
-	$(PY) speech_emotion_recognition/train.py -m experiment=multi_small split=leave_corpus_out \
+	$(PY) speech_emotion_recognition/train.py -m experiment=$(RECIPE) split=leave_corpus_out \
 		split.held_out=cremad,ravdess,tess $(ARGS)
 
 # One multirun per arm (conf/ablation/), then reports/ablation/ablation.md (scripts/ablation.py).
@@ -82,7 +84,7 @@ ablation-noise: data-multi
 	$(PY) scripts/ablation.py logs/ablation_noise reports/ablation_noise
 
 # The ablation's two closest levers (label smoothing 0.1; reverb on 30 % of clips) rechecked at
-# the release's budget: make train's recipe, 30 epochs, seed 42, plus one lever; then
+# the release's budget: experiment=multi_small, 30 epochs, seed 42, plus one lever; then
 # distillation from a CPU teacher (no GPU teacher exists yet): the mean logits of the three
 # 30-epoch models of this split that exist before it (the two releases and the smoothing run),
 # at weight 0.5 and temperature 2. Each run is a release candidate, scored beside
@@ -107,7 +109,7 @@ recheck30: data-multi
 		reverb=$(RECHECK)/reverb/model.safetensors \
 		distilled=$(RECHECK)/distilled/model.safetensors --out reports/recheck30
 
-# The mid-size model (conf/model/mid.yaml, 2.5 M parameters) on `make train`'s recipe, 30 epochs,
+# The mid-size model (conf/model/mid.yaml, 2.5 M parameters) on multi_small's recipe, 30 epochs,
 # seed 42, the release's split; a release candidate scored beside ser-small-multi-v2 by the
 # default rule into reports/mid/. Fixed before the run ended: it becomes the default only when
 # the rule picks it and its fit took <= 90 min on the 2-core CPU; a pick on the score by less

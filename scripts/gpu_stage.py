@@ -66,7 +66,7 @@ PLATFORMS = [
 ]
 MIB = 2**20
 RATE = 16000
-RELEASE = "ser-small-multi-v2.safetensors"  # the default, whose predictions --check compares
+RELEASE = "ser-small-multi-v2.safetensors"  # whose predictions --check compares (the default then)
 NOISE_DIRS = ("NOISE/urbansound8k/fold1", "NOISE/speech_commands")  # conf/augmentation/batch.yaml
 ORDER = ("NOISE", "RAVDESS", "TESS", "CREMA-D")  # what travels first: the largest last
 CREMAD_FILES = ("CREMA-D/VideoDemographics.csv",)  # the actors' sex, for the speaker splits

@@ -29,7 +29,7 @@ from scripts.recordings import RATE, talk
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
 
-MODELS = ("ser-small-multi", "ser-full-multi")
+MODELS = ("ser-mid-multi", "ser-small-multi", "ser-full-multi")
 
 
 def cpu_name() -> str:

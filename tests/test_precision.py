@@ -27,6 +27,7 @@ def test_features_are_identical_with_and_without_autocast():
 @pytest.mark.parametrize(
     "release",
     [
+        "ser-mid-multi",
         "ser-small-multi-v2",
         "ser-small-multi",
         "ser-small-ravdess",

@@ -37,14 +37,14 @@ def test_small_release_scores_what_its_report_says(tmp_path):
 
 @pytest.mark.real_data
 def test_default_release_scores_what_its_report_says_on_ravdess(tmp_path):
-    """ser-small-multi-v2's report covers CREMA-D and RAVDESS test speakers; CI has RAVDESS,
+    """ser-mid-multi's report covers CREMA-D and RAVDESS test speakers; CI has RAVDESS,
     whose test actors (08, 13) the English mix shares with the RAVDESS split."""
-    reported = json.loads((PROJECT_ROOT / "reports/ser-small-multi-v2/metrics.json").read_text())
+    reported = json.loads((PROJECT_ROOT / "reports/ser-mid-multi/metrics.json").read_text())
     cfg = compose_config("evaluate", tmp_path, [
         "precision=32", "noise.types=[]", f"paths.cache_dir={PROJECT_ROOT / 'data' / 'cache'}",
     ])  # fmt: skip
     measured = evaluate(cfg)
-    assert cfg.ckpt.endswith("models/ser-small-multi-v2.safetensors")
+    assert cfg.ckpt.endswith("models/ser-mid-multi.safetensors")
     for key in ("n_clips", "accuracy", "ua", "macro_f1"):
         assert measured[key] == pytest.approx(reported["per_corpus"]["ravdess"][key], abs=1e-6)
 
@@ -70,6 +70,7 @@ def fp32_reference(weights: str) -> tuple[list[np.ndarray], np.ndarray]:
     [("ser-small-ravdess.safetensors", "ser-small-ravdess.onnx", 1.0, 1e-3),
      ("ser-small-multi.safetensors", "ser-small-multi.onnx", 1.0, 1e-3),
      ("ser-small-multi-v2.safetensors", "ser-small-multi-v2.onnx", 1.0, 1e-3),
+     ("ser-mid-multi.safetensors", "ser-mid-multi.onnx", 1.0, 1e-3),
      # int8 weights: the same labels, close probabilities
      pytest.param("ser-full-multi.safetensors", "ser-full-multi.int8.onnx", 1.0, 0.05,
                   marks=pytest.mark.slow),

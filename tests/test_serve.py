@@ -151,7 +151,7 @@ def test_bad_uploads_get_a_4xx_that_says_why_and_the_server_keeps_serving(client
 def test_health_docs_and_page(tmp_path):
     client = make_client(tmp_path)
     health = client.get("/health").json()
-    assert health["model"] == "ser-small-multi-v2" and len(health["sha256"]) == 64
+    assert health["model"] == "ser-mid-multi" and len(health["sha256"]) == 64
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
@@ -198,7 +198,8 @@ def test_limits_default_to_ten_minutes_and_fifty_megabytes(tmp_path):
 
 
 def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path):
-    service = build_service(compose_config("serve", tmp_path, []))  # its recipe has a 5-fold
+    release = PROJECT_ROOT / "models" / "ser-small-multi-v2.safetensors"  # its recipe has a 5-fold
+    service = build_service(compose_config("serve", tmp_path, [f"ckpt={release}"]))
     summary = json.loads((REPORTS / f"{service.model}/cv/kfold/summary.json").read_text())
     accuracy = summary["test_accuracy"]
     heading = describe(service)
@@ -207,8 +208,7 @@ def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path)
 
 
 def test_the_heading_of_a_release_without_cross_validation_says_so(tmp_path):
-    release = PROJECT_ROOT / "models" / "ser-full-multi.safetensors"  # trained once, on a GPU
-    service = build_service(compose_config("serve", tmp_path, [f"ckpt={release}"]))
+    service = build_service(compose_config("serve", tmp_path, []))  # the default: one split
     reported = json.loads((REPORTS / f"{service.model}/metrics.json").read_text())
     heading = describe(service)
     assert f"accuracy {reported['accuracy']:.2f}" in heading

@@ -16,7 +16,7 @@ from tests.audio import tone
 from tests.test_inference import config
 
 RAVDESS = PROJECT_ROOT / "data" / "RAVDESS"
-RELEASE = PROJECT_ROOT / "models" / "ser-small-multi-v2.safetensors"
+RELEASE = PROJECT_ROOT / "models" / "ser-mid-multi.safetensors"
 SPEECH = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
 
 
