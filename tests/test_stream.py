@@ -51,7 +51,6 @@ def test_a_recording_streamed_in_any_chunks_gets_the_files_windows(predictor):
     for most in (160, 4000, 48000):  # 10 ms, a quarter second, three seconds at most
         events = list(stream_events(predictor, SPEECH, random_chunks(audio, rng, most)))
         windows = [e for e in events if e["type"] == "window"]
-        assert len(windows) == len(expected), most
         moved = 0
         for window, row in zip(windows, expected, strict=True):
             assert window["start"] == pytest.approx(row["start"], abs=TOLERANCE)
