@@ -5,8 +5,10 @@
              ser-small-ravdess ser-small-multi ser-small-multi-v2
 
 A CANDIDATE is a release (`models/<name>.safetensors`) or NAME=WEIGHTS, a training run's
-`model.safetensors` not yet released (a lever trained at the release's budget). Every candidate
-is scored by evaluate.py as users run it (speech detection on, no added noise) on the CREMA-D
+`model.safetensors` not yet released (a lever trained at the release's budget), each window
+scored once; a suffix @SECONDS (`ser-mid-multi@0.032`) scores each window also moved that much
+earlier and later (speech.shift_seconds), an inference setting as a candidate of its own. Every
+candidate is scored by evaluate.py (speech detection on, no added noise) on the CREMA-D
 and RAVDESS validation speakers of the split in SPLITS (the candidate's training run's
 manifests: seed 42, RAVDESS validation actors 09 and 18) and on all of URDU, a corpus none of
 them trained on. The score is the mean of the three accuracies, each corpus weighing equally;
@@ -50,11 +52,12 @@ def evaluate(weights: Path, folder: Path, overrides: list[str]) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def score(weights: Path, splits: Path, out: Path) -> dict[str, float]:
+def score(weights: Path, shift: float, splits: Path, out: Path) -> dict[str, float]:
     # One pass over the validation speakers: clean (the score) and at 10 dB (noise_loss)
-    val = evaluate(weights, out / "val_noise", ["data=multi", "subset=val",
+    windows = f"speech.shift_seconds={shift}"
+    val = evaluate(weights, out / "val_noise", ["data=multi", "subset=val", windows,
                                                 f"manifest_dir={splits}", *NOISE])  # fmt: skip
-    urdu = evaluate(weights, out / "urdu", ["data=urdu", "subset=all"])
+    urdu = evaluate(weights, out / "urdu", ["data=urdu", "subset=all", windows])
     figures = {
         "val_cremad": val["per_corpus"]["cremad"]["accuracy"],
         "val_ravdess": val["per_corpus"]["ravdess"]["accuracy"],
@@ -64,10 +67,13 @@ def score(weights: Path, splits: Path, out: Path) -> dict[str, float]:
             "noise_loss": noise_loss(val)}  # fmt: skip
 
 
-def candidate(argument: str) -> tuple[str, Path]:
-    """NAME=WEIGHTS as given, or a release's name and its weights in models/."""
-    name, _, weights = argument.partition("=")
-    return name, Path(weights).resolve() if weights else MODELS / f"{name}.safetensors"
+def candidate(argument: str) -> tuple[str, Path, float]:
+    """(row name, weights, shift in seconds): NAME=WEIGHTS as given, or a release's name and its
+    weights in models/; the shift after an @, else 0 (each window once)."""
+    row, _, shift = argument.partition("@")
+    name, _, weights = row.partition("=")
+    path = Path(weights).resolve() if weights else MODELS / f"{name}.safetensors"
+    return (f"{name}@{shift}" if shift else name), path, float(shift or 0)
 
 
 def choose(rows: dict[str, dict]) -> str:
@@ -82,8 +88,8 @@ def choose(rows: dict[str, dict]) -> str:
     return min(robust, key=lambda release: rows[release]["noise_loss"]) if robust else best
 
 
-def main(splits: Path, candidates: dict[str, Path], out: Path = OUT) -> None:
-    rows = {name: score(weights, splits, out / name) for name, weights in candidates.items()}
+def main(splits: Path, candidates: list[tuple[str, Path, float]], out: Path = OUT) -> None:
+    rows = {name: score(weights, shift, splits, out / name) for name, weights, shift in candidates}
     default = choose(rows)
     (out / "rule.json").write_text(json.dumps({"default": default, "scores": rows}, indent=2))
     lines = [
@@ -106,4 +112,4 @@ if __name__ == "__main__":
     parser.add_argument("candidates", nargs="+", type=candidate)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    main(args.splits.resolve(), dict(args.candidates), args.out.resolve())
+    main(args.splits.resolve(), args.candidates, args.out.resolve())

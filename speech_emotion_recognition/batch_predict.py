@@ -43,16 +43,19 @@ log = logging.getLogger(__name__)
 class FilePredictions(L.LightningModule):
     """One file per step through the plain-torch Predictor, so the rows equal inference.py's."""
 
-    def __init__(self, ckpt: str, precision: str, batch_size: int) -> None:
+    def __init__(self, ckpt: str, precision: str, batch_size: int, shift_seconds: float) -> None:
         super().__init__()
         self.classifier = load_classifier(ckpt)
         self.precision_name = precision
         self.batch_size = batch_size
+        self.shift_seconds = shift_seconds
         self.predictor: Predictor | None = None
 
     def on_predict_start(self) -> None:
         precision = resolve_precision(self.precision_name, self.device)
-        self.predictor = Predictor(self.classifier, self.device, precision)
+        self.predictor = Predictor(
+            self.classifier, self.device, precision, None, self.shift_seconds
+        )
 
     def predict_step(self, item: Windows, _: int) -> dict:
         names = self.classifier.class_names
@@ -119,8 +122,11 @@ def run(cfg: DictConfig) -> int:
     paths = input_files(source)
     todo = [p for p in paths if p not in done]
     log.info("%d files, %d already in %s, %d to predict", len(paths), len(done), shards, len(todo))
-    module = FilePredictions(str(cfg.ckpt), str(cfg.precision), cfg.batch_size)
-    files = WindowedFiles(todo, module.classifier.sample_rate, SpeechConfig(**cfg.speech))
+    speech = SpeechConfig(**cfg.speech)
+    module = FilePredictions(
+        str(cfg.ckpt), str(cfg.precision), cfg.batch_size, speech.shift_seconds
+    )
+    files = WindowedFiles(todo, module.classifier.sample_rate, speech)
     loader = DataLoader(files, batch_size=1, collate_fn=first_item, num_workers=cfg.num_workers)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[ShardWriter(shards)], logger=False)
     if todo:

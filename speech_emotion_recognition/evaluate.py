@@ -179,7 +179,13 @@ def model_data(
 def evaluate(cfg: DictConfig) -> dict:
     classifier = load_classifier(cfg.ckpt)
     device = resolve_device(cfg.device)
-    predictor = Predictor(classifier, device, resolve_precision(cfg.precision, device))
+    speech = SpeechConfig(**cfg.speech)
+    predictor = Predictor(
+        classifier,
+        device,
+        resolve_precision(cfg.precision, device),
+        shift_seconds=speech.shift_seconds,
+    )
     datamodule = model_data(cfg.data, classifier, cfg.manifest_dir)
     everything = [c for name in SPLITS for c in datamodule.splits[name]]
     clips = everything if cfg.subset == "all" else datamodule.splits[cfg.subset]
@@ -188,7 +194,6 @@ def evaluate(cfg: DictConfig) -> dict:
     cache = datamodule.cache
     # Whole clips: the speech detector picks the model's windows, as in inference.py.
     audio = [np.asarray(cache.load(c.path), dtype=np.float32) for c in clips]
-    speech = SpeechConfig(**cfg.speech)
     # Babble sums other speakers of the corpus: opened only when asked for, the evaluated
     # clips reused rather than read again.
     voices: dict[str, list] = defaultdict(list)

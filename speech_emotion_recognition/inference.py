@@ -109,9 +109,9 @@ def run(cfg: DictConfig) -> int:
             )
             return 2
     precision = resolve_precision(cfg.precision, device)
-    predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path)
-    log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
     speech = SpeechConfig(**cfg.speech)
+    predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path, speech.shift_seconds)
+    log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
     rate, names = predictor.sample_rate, predictor.class_names
     rows, segments = [], []
     for item, probabilities in predict_files(

@@ -95,11 +95,15 @@ def run(cfg: DictConfig) -> int:
         log.error(error)
         return 2
     device = resolve_device(cfg.device)
+    speech = SpeechConfig(**cfg.speech)
     predictor = Predictor(
-        load_classifier(cfg.ckpt), device, resolve_precision(cfg.precision, device)
+        load_classifier(cfg.ckpt),
+        device,
+        resolve_precision(cfg.precision, device),
+        shift_seconds=speech.shift_seconds,
     )
     rate, names = predictor.sample_rate, predictor.class_names
-    stream = SpeechStream(SpeechConfig(**cfg.speech), rate)
+    stream = SpeechStream(speech, rate)
     chunk = int(cfg.chunk_seconds * rate)
     if cfg.input:
         try:

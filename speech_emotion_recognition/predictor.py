@@ -24,7 +24,12 @@ from tqdm import tqdm
 
 from speech_emotion_recognition.classifier import CNNTransformer
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import AudioError, LogMelFeatures, load_audio
+from speech_emotion_recognition.preprocessing import (
+    AudioError,
+    LogMelFeatures,
+    load_audio,
+    shift_windows,
+)
 from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
 HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
@@ -125,7 +130,12 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
 
 
 class Predictor:
-    """Features in fp32 torch, then the network in torch (fp32 or bf16) or ONNX Runtime."""
+    """Features in fp32 torch, then the network in torch (fp32 or bf16) or ONNX Runtime.
+
+    `shift_seconds` (conf/speech): each window's probabilities are the mean over the window as
+    cut and moved that much earlier and later, so that where a window starts, to a detector
+    frame, does not decide its label (0: the window once).
+    """
 
     def __init__(
         self,
@@ -133,10 +143,13 @@ class Predictor:
         device: torch.device,
         precision: torch.dtype = torch.float32,
         onnx_path: str | None = None,
+        shift_seconds: float = 0.0,
     ) -> None:
         self.classifier = classifier.to(device).eval()
         self.device = device
         self.precision = precision
+        shift = round(shift_seconds * classifier.sample_rate)
+        self.shifts = [-shift, 0, shift] if shift else [0]
         self.session = None
         if onnx_path:
             import onnxruntime
@@ -162,8 +175,13 @@ class Predictor:
         return self.classifier.class_names
 
     def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        """(n, n_classes) for n equal-length windows, run `batch_size` at a time."""
-        return torch.softmax(torch.from_numpy(self.logits(windows, batch_size)), dim=-1).numpy()
+        """(n, n_classes) for n equal-length windows, run `batch_size` at a time, each the mean
+        over its shifted copies."""
+        windows = np.stack(windows)
+        copies = np.concatenate([shift_windows(windows, s) if s else windows for s in self.shifts])
+        logits = torch.from_numpy(self.logits(copies, batch_size))
+        probabilities = torch.softmax(logits, dim=-1).reshape(len(self.shifts), len(windows), -1)
+        return probabilities.mean(dim=0).numpy()
 
     def logits(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """(n, n_classes) float32 logits (a teacher's, for distillation) the same way."""

@@ -104,6 +104,17 @@ def crop_or_pad(audio: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
     return segment
 
 
+def shift_windows(windows: np.ndarray, samples: int) -> np.ndarray:
+    """Windows (n, length) moved `samples` later (earlier when negative), zero-filled where they
+    open up, as training's time shift moves a clip in its window."""
+    moved = np.zeros_like(windows)
+    if samples >= 0:
+        moved[:, samples:] = windows[:, : windows.shape[1] - samples]
+    else:
+        moved[:, :samples] = windows[:, -samples:]
+    return moved
+
+
 def compose(
     transforms: Mapping[str, audiomentations.core.transforms_interface.BaseTransform | None],
     p: float = 1.0,

@@ -35,6 +35,7 @@ class SpeechConfig:
     digital_silence_dbfs: float
     window_seconds: float
     hop_seconds: float
+    shift_seconds: float
 
 
 @dataclass

@@ -13,6 +13,7 @@ from speech_emotion_recognition.preprocessing import (
     LogMelFeatures,
     crop_or_pad,
     load_audio,
+    shift_windows,
 )
 from tests.audio import tone, write
 from tests.conftest import CONFIG_DIR
@@ -48,6 +49,13 @@ def test_crop_or_pad():
     assert crop_or_pad(audio, 4, offset=3).tolist() == [3, 4, 5, 6]
     padded = crop_or_pad(audio, 12)
     assert padded.tolist() == [*range(10), 0, 0]
+
+
+def test_shift_windows_moves_each_window_and_zero_fills():
+    windows = np.arange(1, 11, dtype=np.float32).reshape(2, 5)
+    assert shift_windows(windows, 2).tolist() == [[0, 0, 1, 2, 3], [0, 0, 6, 7, 8]]
+    assert shift_windows(windows, -2).tolist() == [[3, 4, 5, 0, 0], [8, 9, 10, 0, 0]]
+    assert shift_windows(windows, 0).tolist() == windows.tolist()
 
 
 def test_augmentations_keep_shape_and_stay_finite():

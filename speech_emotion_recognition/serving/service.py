@@ -91,7 +91,9 @@ class EmotionService:
         limits: Limits,
     ) -> None:
         ckpt = Path(ckpt)
-        self.predictor = Predictor(load_classifier(ckpt), device, precision)
+        self.predictor = Predictor(
+            load_classifier(ckpt), device, precision, shift_seconds=speech.shift_seconds
+        )
         self.speech = speech
         self.batch_size = batch_size
         self.limits = limits

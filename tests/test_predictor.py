@@ -1,0 +1,47 @@
+"""The predictor's test-time shift (conf/speech shift_seconds): each window's probabilities are
+the mean over the window as cut and moved that much earlier and later."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.predictor import Predictor, load_classifier
+from speech_emotion_recognition.preprocessing import shift_windows
+from tests.audio import tone, write
+from tests.test_inference import config
+
+RELEASE = PROJECT_ROOT / "models" / "ser-small-multi-v2.safetensors"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier(RELEASE)
+
+
+def test_a_shift_averages_each_window_over_its_moved_copies(classifier):
+    rng = np.random.default_rng(0)
+    windows = np.stack([np.pad(tone(f, 2.0, 16000, rng)[:, 0], (8000, 40000)) for f in (150, 300)])
+    once = Predictor(classifier, CPU).probabilities
+    moved = [once(shift_windows(windows, samples), 16) for samples in (-512, 0, 512)]
+    shifted = Predictor(classifier, CPU, shift_seconds=0.032).probabilities(windows, 16)
+    np.testing.assert_allclose(shifted, np.mean(moved, axis=0), atol=1e-6)
+    assert np.abs(moved[0] - moved[1]).max() > 1e-4  # 32 ms of shift changes what it hears
+
+
+def test_inference_scores_windows_as_the_speech_config_says(tmp_path, classifier):
+    rng = np.random.default_rng(1)
+    path = write(tmp_path / "in" / "a.wav", tone(220, 2.0, 16000, rng), 16000)
+    rows = {}
+    for shift in (0.0, 0.032):
+        out = tmp_path / f"{shift}.csv"
+        assert run(config(input=str(path.parent), ckpt=str(RELEASE), output=str(out),
+                          speech={"shift_seconds": shift})) == 0  # fmt: skip
+        with open(out, newline="") as f:
+            (row,) = csv.DictReader(f)
+        rows[shift] = np.array([float(row[name]) for name in classifier.class_names])
+    assert np.abs(rows[0.0] - rows[0.032]).max() > 1e-4
