@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
-from speech_emotion_recognition.predictor import load_classifier, read_file
+from speech_emotion_recognition.predictor import load_classifier, read_file, scoring
 
 ONNX_KINDS = {
     ".int8": "; int8 weights for the matrix products",
@@ -155,7 +155,8 @@ def card(cfg: DictConfig) -> str:
         *(_training_results(run) if recorded else []),
         f"[Evaluation report](../{repo_relative(str(report_dir))}/report.md) on "
         f"{report['n_clips']} clips of the speakers {', '.join(report['per_speaker'])} "
-        f"(`evaluate.py`, subset `{report['subset']}`):",
+        f"(`evaluate.py`, subset `{report['subset']}`, "
+        f"{scoring(report.get('shift_seconds', 0.0))}):",
         "",
         "| accuracy | UA | macro-F1 | ECE |",
         "|---:|---:|---:|---:|",

@@ -41,6 +41,7 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     resolve_device,
     resolve_precision,
+    scoring,
 )
 from speech_emotion_recognition.speech import SpeechConfig
 
@@ -88,7 +89,8 @@ def write_report(out: Path, report: dict, noise_rows: list[dict], cfg: DictConfi
         "",
         f"Data: `{repo_relative(cfg.data.root)}` ({Path(cfg.data.corpus._target_).suffix[1:]}), "
         f"subset `{cfg.subset}`, {report['n_clips']} clips, split `{cfg.split.kind}`, "
-        f"seed {cfg.seed}; speakers: {', '.join(report['per_speaker'])}.",
+        f"seed {cfg.seed}; speakers: {', '.join(report['per_speaker'])}; "
+        f"{scoring(cfg.speech.shift_seconds)}.",
         "",
         "| accuracy | UA (macro recall) | macro-F1 | ECE |",
         "|---:|---:|---:|---:|",
@@ -283,6 +285,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "noise": noise_rows,
         "checkpoint": repo_relative(cfg.ckpt),
         "subset": cfg.subset,
+        "shift_seconds": cfg.speech.shift_seconds,
     }
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     write_report(out, report, noise_rows, cfg)

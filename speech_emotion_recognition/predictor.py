@@ -108,6 +108,13 @@ def preferred_onnx(ckpt: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def scoring(shift_seconds: float) -> str:
+    """How a report's windows were scored (`shift_seconds` of conf/speech), in its words."""
+    if not shift_seconds:
+        return "each window scored once"
+    return f"each window also scored {1000 * shift_seconds:g} ms earlier and later, averaged"
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: CUDA when available, else the CPU."""
     if name == "auto":

@@ -25,6 +25,7 @@ def test_small_release_scores_what_its_report_says(tmp_path):
         f"ckpt={MODELS / 'ser-small-ravdess.safetensors'}", "precision=32",
         "noise.types=[white]", "noise.snr_db=[20,10]",  # the report's first two noise draws
         f"paths.cache_dir={PROJECT_ROOT / 'data' / 'cache'}",
+        "speech.shift_seconds=0",  # its report scored each window once, as then
     ])  # fmt: skip
     measured = evaluate(cfg)
     assert measured["per_speaker"].keys() == reported["per_speaker"].keys()
@@ -45,6 +46,7 @@ def test_default_release_scores_what_its_report_says_on_ravdess(tmp_path):
     ])  # fmt: skip
     measured = evaluate(cfg)
     assert cfg.ckpt.endswith("models/ser-mid-multi.safetensors")
+    assert reported["shift_seconds"] == cfg.speech.shift_seconds  # scored as users run it
     for key in ("n_clips", "accuracy", "ua", "macro_f1"):
         assert measured[key] == pytest.approx(reported["per_corpus"]["ravdess"][key], abs=1e-6)
 
