@@ -297,25 +297,32 @@ def predict_files(
     yield from flush()
 
 
-def clip_probabilities(
-    predictor: Predictor, clips: Sequence[np.ndarray], speech: SpeechConfig, batch_size: int
-) -> tuple[np.ndarray, int]:
-    """One row per decoded clip from the windows over its speech, as `inference.py` predicts.
+def clip_windows(
+    clips: Sequence[np.ndarray], sample_rate: int, speech: SpeechConfig
+) -> tuple[list[np.ndarray], list[list[Span]], int]:
+    """Each decoded clip's windows over its speech and their spans, as `inference.py` cuts them.
 
     An evaluation must score every clip, so a clip in which the detector finds no speech (say,
-    under heavy noise) is predicted from its whole length; how many were comes back too.
+    under heavy noise) is cut from its whole length; how many were comes back too.
     """
     windows, cuts, whole = [], [], 0
     for audio in clips:
         try:
-            clip_windows, spans = speech_windows(audio, predictor.sample_rate, speech)
+            found, spans = speech_windows(audio, sample_rate, speech)
         except AudioError:
             whole += 1
-            clip_windows, spans = speech_windows(
-                audio, predictor.sample_rate, replace(speech, vad=False)
-            )
-        windows.append(clip_windows)
+            found, spans = speech_windows(audio, sample_rate, replace(speech, vad=False))
+        windows.append(found)
         cuts.append(spans)
+    return windows, cuts, whole
+
+
+def clip_probabilities(
+    predictor: Predictor, clips: Sequence[np.ndarray], speech: SpeechConfig, batch_size: int
+) -> tuple[np.ndarray, int]:
+    """One row per decoded clip from its windows (`clip_windows`), and how many clips had no
+    speech found."""
+    windows, cuts, whole = clip_windows(clips, predictor.sample_rate, speech)
     parts = grouped_probabilities(predictor, windows, batch_size)
     rows = [weighted_mean(p, spans) for p, spans in zip(parts, cuts, strict=True)]
     return np.stack(rows), whole
