@@ -54,7 +54,7 @@ class FilePredictions(L.LightningModule):
     def on_predict_start(self) -> None:
         precision = resolve_precision(self.precision_name, self.device)
         self.predictor = Predictor(
-            self.classifier, self.device, precision, None, self.shift_seconds
+            self.classifier, self.device, precision, shift_seconds=self.shift_seconds
         )
 
     def predict_step(self, item: Windows, _: int) -> dict:

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from scripts.load_test import Server, running_server
+from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.predictor import Predictor, load_classifier, resolve_precision
 from speech_emotion_recognition.stream import stream_events
 from tests.test_speech import RELEASE
@@ -88,14 +89,28 @@ def closed_with(
 def expected(talk) -> list[dict]:
     """What the engine gives the recording, with the server's model and precision."""
     device = torch.device("cpu")
-    predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
+    predictor = Predictor(
+        load_classifier(RELEASE),
+        device,
+        resolve_precision("auto", device),
+        shift_seconds=SPEECH.shift_seconds,
+    )
     audio = talk.astype(np.float32) / 32768
     return list(stream_events(predictor, SPEECH, np.split(audio, range(1600, len(audio), 1600))))
 
 
-def assert_same_events(got: list[dict], expected: list[dict], tolerance: float = 1e-3) -> None:
+def margin(event: dict) -> float:
+    """How far a window's label is ahead of the runner-up."""
+    top, second = sorted((v for k, v in event.items() if k in EMOTIONS), reverse=True)[:2]
+    return top - second
+
+
+def assert_same_events(
+    got: list[dict], expected: list[dict], tolerance: float = 1e-3, decided: float = 0.0
+) -> None:
     """The same windows and speech starts and ends, each kind in order (how they interleave
-    depends on where frames end)."""
+    depends on where frames end), and the same labels where the engine's is ahead by more than
+    `decided` (a near-tie is not kept through a resampled recording's changed samples)."""
     for kinds in (["window"], ["speech_start", "speech_end"]):
         mine = [e for e in got if e["type"] in kinds]
         wanted = [e for e in expected if e["type"] in kinds]
@@ -104,7 +119,8 @@ def assert_same_events(got: list[dict], expected: list[dict], tolerance: float =
             for key in ("time", "start", "end"):
                 if key in want:
                     assert event[key] == pytest.approx(want[key], abs=tolerance), key
-            assert event.get("label") == want.get("label")
+            if want["type"] != "window" or margin(want) > decided:
+                assert event.get("label") == want.get("label")
 
 
 def test_a_recording_gets_its_events_in_order(server, talk, expected):
@@ -125,7 +141,10 @@ def test_float32_at_48_khz_is_resampled_to_the_same_events(server, talk, expecte
     got = stream(
         server, frames(audio.astype("<f4"), 4800), {"sample_rate": 48000, "format": "float32"}
     )
-    assert_same_events(got, expected, tolerance=TOLERANCE)
+    # its last window, cut by the recording's end, is a near-tie for the engine (neutral 0.35,
+    # happy 0.35) and came out happy through the resampler once windows were scored shifted
+    assert_same_events(got, expected, tolerance=TOLERANCE, decided=0.1)
+    assert sum(e["type"] == "window" and margin(e) > 0.1 for e in expected) >= 4
 
 
 def test_eight_streams_at_once_all_get_their_events(server, talk, expected):

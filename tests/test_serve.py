@@ -223,8 +223,13 @@ def test_the_live_sentences_keep_their_labels_through_the_browsers_path(tmp_path
     sentence must keep its label, by a margin, whatever that rate and offset; a borderline take
     made the browser test fail by chance."""
     device = torch.device("cpu")
-    predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
     config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
+    predictor = Predictor(
+        load_classifier(RELEASE),
+        device,
+        resolve_precision("auto", device),
+        shift_seconds=config.shift_seconds,
+    )
     for emotion, name in LIVE_SENTENCES.items():
         recording = 0.0005 * np.random.default_rng(2).standard_normal(5 * 16000)
         sentence = recordings.clip(name)[: 5 * 16000 - 24000]
@@ -248,10 +253,15 @@ def test_the_live_tab_shows_the_labels_the_engine_gives(tmp_path):
     labels the streaming engine gives the same file."""
     wav, seconds = live_sentences(tmp_path / "live.wav")
     device = torch.device("cpu")
-    predictor = Predictor(load_classifier(RELEASE), device, resolve_precision("auto", device))
+    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
+    predictor = Predictor(
+        load_classifier(RELEASE),
+        device,
+        resolve_precision("auto", device),
+        shift_seconds=config.shift_seconds,
+    )
     audio = load_audio(str(wav), 16000)
     chunks = np.split(audio, range(4096, len(audio), 4096))
-    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
     expected = [
         e["label"] for e in stream_events(predictor, config, chunks) if e["type"] == "window"
     ]

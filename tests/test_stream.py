@@ -32,7 +32,13 @@ TOLERANCE = 2 * 512 / RATE + 0.001  # two detector frames, and the rounding to m
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor(load_classifier(RELEASE), torch.device("cpu"), torch.float32)
+    """fp32, each window scored as the speech config says, as listen.py and the server do."""
+    return Predictor(
+        load_classifier(RELEASE),
+        torch.device("cpu"),
+        torch.float32,
+        shift_seconds=SPEECH.shift_seconds,
+    )
 
 
 def random_chunks(audio: np.ndarray, rng: np.random.Generator, most: int) -> list[np.ndarray]:
