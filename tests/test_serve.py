@@ -215,6 +215,17 @@ def test_the_heading_of_a_release_without_cross_validation_says_so(tmp_path):
     assert f"one split of {reported['n_clips']} test clips, not yet cross-validated" in heading
 
 
+def served_engine(tmp_path) -> tuple[Predictor, SpeechConfig]:
+    """The streaming engine as the server builds it: its model, precision and speech config."""
+    device = torch.device("cpu")
+    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
+    precision = resolve_precision("auto", device)
+    predictor = Predictor(
+        load_classifier(RELEASE), device, precision, shift_seconds=config.shift_seconds
+    )
+    return predictor, config
+
+
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_the_live_sentences_keep_their_labels_through_the_browsers_path(tmp_path):
@@ -222,14 +233,7 @@ def test_the_live_sentences_keep_their_labels_through_the_browsers_path(tmp_path
     resampled by Chromium and back by the server, from whenever it starts sending. So each
     sentence must keep its label, by a margin, whatever that rate and offset; a borderline take
     made the browser test fail by chance."""
-    device = torch.device("cpu")
-    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
-    predictor = Predictor(
-        load_classifier(RELEASE),
-        device,
-        resolve_precision("auto", device),
-        shift_seconds=config.shift_seconds,
-    )
+    predictor, config = served_engine(tmp_path)
     for emotion, name in LIVE_SENTENCES.items():
         recording = 0.0005 * np.random.default_rng(2).standard_normal(5 * 16000)
         sentence = recordings.clip(name)[: 5 * 16000 - 24000]
@@ -252,14 +256,7 @@ def test_the_live_tab_shows_the_labels_the_engine_gives(tmp_path):
     """Chromium's fake microphone plays a recording into the Live tab; the page lists the
     labels the streaming engine gives the same file."""
     wav, seconds = live_sentences(tmp_path / "live.wav")
-    device = torch.device("cpu")
-    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
-    predictor = Predictor(
-        load_classifier(RELEASE),
-        device,
-        resolve_precision("auto", device),
-        shift_seconds=config.shift_seconds,
-    )
+    predictor, config = served_engine(tmp_path)
     audio = load_audio(str(wav), 16000)
     chunks = np.split(audio, range(4096, len(audio), 4096))
     expected = [
