@@ -184,10 +184,11 @@ class Predictor:
     def probabilities(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         """(n, n_classes) for n equal-length windows, run `batch_size` at a time, each the mean
         over its shifted copies."""
-        windows = np.stack(windows)
-        copies = np.concatenate([shift_windows(windows, s) if s else windows for s in self.shifts])
-        logits = torch.from_numpy(self.logits(copies, batch_size))
-        probabilities = torch.softmax(logits, dim=-1).reshape(len(self.shifts), len(windows), -1)
+        if len(self.shifts) > 1:  # else the windows go to the network as they are
+            windows = np.stack(windows)
+            windows = np.concatenate([shift_windows(windows, s) for s in self.shifts])
+        logits = torch.from_numpy(self.logits(windows, batch_size))
+        probabilities = torch.softmax(logits, dim=-1).reshape(len(self.shifts), -1, logits.shape[1])
         return probabilities.mean(dim=0).numpy()
 
     def logits(self, windows: Sequence[np.ndarray], batch_size: int) -> np.ndarray:

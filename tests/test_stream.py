@@ -63,8 +63,8 @@ def test_a_recording_streamed_in_any_chunks_gets_the_files_windows(predictor):
             assert window["end"] == pytest.approx(row["end"], abs=TOLERANCE)
             if (window["start"], window["end"]) != (row["start"], row["end"]):
                 # A frame's shift moves the window, and the model hears it: 32 ms of shift
-                # changes the label of 19 % of the RAVDESS test clips for ser-mid-multi and 27 %
-                # for ser-small-multi-v2, so only the place of a moved window is compared.
+                # changes the label of 5 % of validation clips even with the default shift
+                # (18 % scored once; reports/shift), so only a moved window's place is compared.
                 moved += 1
                 continue
             assert window["label"] == row["label"], (most, row["start"])
