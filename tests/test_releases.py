@@ -78,7 +78,8 @@ def fp32_reference(weights: str) -> tuple[list[np.ndarray], np.ndarray]:
                   marks=pytest.mark.slow),
      # static int8 (engine=auto's CPU path): the project's rule for an engine, >= 98 % labels
      pytest.param("ser-full-multi.safetensors", "ser-full-multi.qdq.onnx", 0.98, 0.1,
-                  marks=pytest.mark.slow)],
+                  marks=pytest.mark.slow),
+     ("ser-mid-multi.safetensors", "ser-mid-multi.qdq.onnx", 0.98, 0.1)],
 )  # fmt: skip
 def test_committed_onnx_matches_its_weights_on_real_clips(weights, onnx, agreement, tolerance):
     windows, torch_p = fp32_reference(weights)
