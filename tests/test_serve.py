@@ -209,7 +209,9 @@ def test_the_heading_quotes_the_cross_validated_figure_with_its_spread(tmp_path)
 
 
 def test_the_heading_of_a_release_without_cross_validation_says_so(tmp_path):
-    service = build_service(compose_config("serve", tmp_path, []))  # the default: one split
+    release = PROJECT_ROOT / "models" / "ser-full-multi.safetensors"  # trained once, no k-fold
+    service = build_service(compose_config("serve", tmp_path, [f"ckpt={release}"]))
+    assert not (REPORTS / f"{service.model}/cv").exists()
     reported = json.loads((REPORTS / f"{service.model}/metrics.json").read_text())
     heading = describe(service)
     assert f"accuracy {reported['accuracy']:.2f}" in heading
