@@ -19,6 +19,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -29,6 +30,7 @@ from speech_emotion_recognition.predictor import (
     Windows,
     checkpoint_error,
     columns,
+    engine_file,
     file_row,
     first_item,
     load_classifier,
@@ -43,18 +45,22 @@ log = logging.getLogger(__name__)
 class FilePredictions(L.LightningModule):
     """One file per step through the plain-torch Predictor, so the rows equal inference.py's."""
 
-    def __init__(self, ckpt: str, precision: str, batch_size: int, shift_seconds: float) -> None:
+    def __init__(self, cfg: DictConfig, shift_seconds: float) -> None:
         super().__init__()
-        self.classifier = load_classifier(ckpt)
-        self.precision_name = precision
-        self.batch_size = batch_size
+        self.ckpt = str(cfg.ckpt)
+        self.classifier = load_classifier(self.ckpt)
+        self.engine_name, self.onnx_name = cfg.engine, cfg.onnx
+        self.precision_name = str(cfg.precision)
+        self.batch_size = cfg.batch_size
         self.shift_seconds = shift_seconds
         self.predictor: Predictor | None = None
 
     def on_predict_start(self) -> None:
+        """The engine is chosen here, on each rank's own device, as inference.py chooses it."""
+        onnx_path = engine_file(self.ckpt, self.engine_name, self.device, self.onnx_name)
         precision = resolve_precision(self.precision_name, self.device)
         self.predictor = Predictor(
-            self.classifier, self.device, precision, shift_seconds=self.shift_seconds
+            self.classifier, self.device, precision, onnx_path, self.shift_seconds
         )
 
     def predict_step(self, item: Windows, _: int) -> dict:
@@ -116,6 +122,11 @@ def run(cfg: DictConfig) -> int:
     if error := checkpoint_error(cfg.ckpt):
         log.error(error)
         return 2
+    try:  # engine=onnx without its file fails here, before any rank starts
+        engine_file(cfg.ckpt, cfg.engine, torch.device("cpu"), cfg.onnx)
+    except FileNotFoundError as error:
+        log.error(error)
+        return 2
     shards = output.with_name(f"{output.name}.shards")
     shards.mkdir(parents=True, exist_ok=True)
     done = {r["path"] for r in read_rows(sorted(shards.glob("rank-*.csv")))}
@@ -123,9 +134,7 @@ def run(cfg: DictConfig) -> int:
     todo = [p for p in paths if p not in done]
     log.info("%d files, %d already in %s, %d to predict", len(paths), len(done), shards, len(todo))
     speech = SpeechConfig(**cfg.speech)
-    module = FilePredictions(
-        str(cfg.ckpt), str(cfg.precision), cfg.batch_size, speech.shift_seconds
-    )
+    module = FilePredictions(cfg, speech.shift_seconds)
     files = WindowedFiles(todo, module.classifier.sample_rate, speech)
     loader = DataLoader(files, batch_size=1, collate_fn=first_item, num_workers=cfg.num_workers)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[ShardWriter(shards)], logger=False)

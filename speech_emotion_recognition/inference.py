@@ -25,10 +25,10 @@ from speech_emotion_recognition.predictor import (
     Windows,
     checkpoint_error,
     columns,
+    engine_file,
     file_row,
     load_classifier,
     predict_files,
-    preferred_onnx,
     resolve_device,
     resolve_precision,
     segment_columns,
@@ -97,21 +97,15 @@ def run(cfg: DictConfig) -> int:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1
     device = resolve_device(cfg.device)
-    onnx_path = None
-    if cfg.engine == "auto" and device.type == "cpu" and (preferred := preferred_onnx(ckpt)):
-        onnx_path = str(preferred)
-        log.info("The release's preferred CPU engine: ONNX Runtime with %s", preferred.name)
-    if cfg.engine == "onnx":
-        onnx_path = str(cfg.onnx or ckpt.with_suffix(".onnx"))
-        if not Path(onnx_path).is_file():
-            log.error(
-                "ONNX model not found: %s. Run `python scripts/export.py ckpt=%s`", onnx_path, ckpt
-            )
-            return 2
+    try:
+        onnx_path = engine_file(ckpt, cfg.engine, device, cfg.onnx)
+    except FileNotFoundError as error:
+        log.error(error)
+        return 2
     precision = resolve_precision(cfg.precision, device)
     speech = SpeechConfig(**cfg.speech)
     predictor = Predictor(load_classifier(ckpt), device, precision, onnx_path, speech.shift_seconds)
-    log.info("Predicting on %s, network in %s", device, str(precision).removeprefix("torch."))
+    log.info("Predicting on %s, network: %s", device, predictor.engine)
     rate, names = predictor.sample_rate, predictor.class_names
     rows, segments = [], []
     for item, probabilities in predict_files(

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from speech_emotion_recognition.predictor import (
     Predictor,
     checkpoint_error,
+    engine_file,
     load_classifier,
     resolve_device,
     resolve_precision,
@@ -95,12 +96,18 @@ def run(cfg: DictConfig) -> int:
         log.error(error)
         return 2
     device = resolve_device(cfg.device)
+    try:
+        onnx_path = engine_file(cfg.ckpt, cfg.engine, device, cfg.onnx)
+    except FileNotFoundError as error:
+        log.error(error)
+        return 2
     speech = SpeechConfig(**cfg.speech)
     predictor = Predictor(
         load_classifier(cfg.ckpt),
         device,
         resolve_precision(cfg.precision, device),
-        shift_seconds=speech.shift_seconds,
+        onnx_path,
+        speech.shift_seconds,
     )
     rate, names = predictor.sample_rate, predictor.class_names
     stream = SpeechStream(speech, rate)

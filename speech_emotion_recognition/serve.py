@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.predictor import (
     checkpoint_error,
+    engine_file,
     resolve_device,
     resolve_precision,
 )
@@ -28,14 +29,17 @@ log = logging.getLogger(__name__)
 
 
 def build_service(cfg: DictConfig) -> EmotionService:
+    """Raises FileNotFoundError for `engine=onnx` without its file."""
     device = resolve_device(cfg.device)
+    ckpt = Path(cfg.ckpt).resolve()
     return EmotionService(
-        Path(cfg.ckpt).resolve(),
+        ckpt,
         SpeechConfig(**cfg.speech),
         device,
         resolve_precision(cfg.precision, device),
         cfg.batch_size,
         Limits(**cfg.limits),
+        engine_file(ckpt, cfg.engine, device, cfg.onnx),
     )
 
 
@@ -44,7 +48,11 @@ def main(cfg: DictConfig) -> None:
     if error := checkpoint_error(cfg.ckpt):
         log.error(error)
         sys.exit(2)
-    service = build_service(cfg)
+    try:
+        service = build_service(cfg)
+    except FileNotFoundError as error:
+        log.error(error)
+        sys.exit(2)
     examples = [str(Path(e).resolve()) for e in cfg.examples]
     with tempfile.TemporaryDirectory(prefix="ser-serve-") as workdir:
         # The server works in a folder of its own that holds only the page's files: Gradio
@@ -54,7 +62,13 @@ def main(cfg: DictConfig) -> None:
         page_files = PageFiles("files", cfg.page.max_file_age_seconds)
         limits = StreamLimits(**OmegaConf.to_container(cfg.stream))
         app = create_app(service, page_files, examples, cfg.page.sweep_seconds, limits)
-        log.info("Serving %s on http://%s:%d (docs: /docs)", service.model, cfg.host, cfg.port)
+        log.info(
+            "Serving %s (network: %s) on http://%s:%d (docs: /docs)",
+            service.model,
+            service.predictor.engine,
+            cfg.host,
+            cfg.port,
+        )
         # uvicorn re-raises the SIGTERM it stopped on; exiting then removes the folder
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(

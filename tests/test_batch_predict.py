@@ -39,7 +39,7 @@ def test_two_processes_give_the_rows_of_inference_and_resume(tmp_path):
     single = tmp_path / "single.csv"
     done = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"),
-         f"input={folder}", f"output={single}", "engine=torch", "precision=32",
+         f"input={folder}", f"output={single}", "precision=32",
          f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -11,14 +11,14 @@ import time
 import numpy as np
 import pytest
 import soxr
-import torch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from scripts.load_test import Server, running_server
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.predictor import Predictor, load_classifier, resolve_precision
+from speech_emotion_recognition.serve import build_service
 from speech_emotion_recognition.stream import stream_events
+from tests.conftest import compose_config
 from tests.test_speech import RELEASE
 from tests.test_stream import RATE, SPEECH, TOLERANCE, recording
 
@@ -86,15 +86,10 @@ def closed_with(
 
 
 @pytest.fixture(scope="module")
-def expected(talk) -> list[dict]:
-    """What the engine gives the recording, with the server's model and precision."""
-    device = torch.device("cpu")
-    predictor = Predictor(
-        load_classifier(RELEASE),
-        device,
-        resolve_precision("auto", device),
-        shift_seconds=SPEECH.shift_seconds,
-    )
+def expected(talk, tmp_path_factory) -> list[dict]:
+    """What the engine gives the recording, with the server's model and engine."""
+    folder = tmp_path_factory.mktemp("serve")
+    predictor = build_service(compose_config("serve", folder, [f"ckpt={RELEASE}"])).predictor
     audio = talk.astype(np.float32) / 32768
     return list(stream_events(predictor, SPEECH, np.split(audio, range(1600, len(audio), 1600))))
 

@@ -9,7 +9,7 @@ import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import Predictor, load_classifier
+from speech_emotion_recognition.predictor import Predictor, engine_file, load_classifier
 from speech_emotion_recognition.preprocessing import shift_windows
 from tests.audio import tone, write
 from tests.test_inference import config
@@ -45,3 +45,37 @@ def test_inference_scores_windows_as_the_speech_config_says(tmp_path, classifier
             (row,) = csv.DictReader(f)
         rows[shift] = np.array([float(row[name]) for name in classifier.class_names])
     assert np.abs(rows[0.0] - rows[0.032]).max() > 1e-4
+
+
+def test_one_engine_choice_for_every_entry_point(tmp_path):
+    """auto takes a shipped .qdq.onnx on a CPU only; onnx needs its file and says how to make it."""
+    weights = tmp_path / "release.safetensors"
+    weights.touch()
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert engine_file(weights, "auto", cpu) is None
+    weights.with_suffix(".qdq.onnx").touch()
+    assert engine_file(weights, "auto", cpu) == str(tmp_path / "release.qdq.onnx")
+    assert engine_file(weights, "auto", cuda) is None
+    assert engine_file(weights, "torch", cpu) is None
+    with pytest.raises(FileNotFoundError, match="release.onnx.*scripts/export.py"):
+        engine_file(weights, "onnx", cpu)
+    assert engine_file(weights, "onnx", cpu, str(weights.with_suffix(".qdq.onnx"))).endswith(
+        "release.qdq.onnx"
+    )
+    with pytest.raises(ValueError, match="auto, torch or onnx"):
+        engine_file(weights, "tensorrt", cpu)
+
+
+def test_a_windows_answer_does_not_depend_on_the_windows_beside_it():
+    """The default's .qdq.onnx quantises activations dynamically, one scale per run: batched,
+    a quiet window's logits moved with a loud window beside it."""
+    release = PROJECT_ROOT / "models" / "ser-mid-multi.safetensors"
+    classifier = load_classifier(release)
+    predictor = Predictor(classifier, torch.device("cpu"), onnx_path=engine_file(
+        release, "auto", torch.device("cpu")))  # fmt: skip
+    rng = np.random.default_rng(0)
+    quiet = tone(220.0, 5.0, 16000, rng)[:, 0].astype(np.float32) * 0.05
+    loud = rng.uniform(-1, 1, quiet.shape).astype(np.float32)
+    alone = predictor.logits([quiet], 16)
+    beside = predictor.logits([quiet, loud], 16)[:1]
+    np.testing.assert_array_equal(alone, beside)

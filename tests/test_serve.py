@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-import torch
 from fastapi.testclient import TestClient
 
 from scripts import browser, load_test, recordings
@@ -20,8 +19,6 @@ from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import (
     Predictor,
     columns,
-    load_classifier,
-    resolve_precision,
 )
 from speech_emotion_recognition.preprocessing import load_audio
 from speech_emotion_recognition.serve import build_service
@@ -62,9 +59,8 @@ def post(client: TestClient, path, name: str | None = None):
 
 def inference_rows(path, tmp_path, segments: bool = False) -> tuple[list[dict], list[dict]]:
     out = tmp_path / "inference.csv"
-    # the server runs torch; inference.py's engine=auto would take the release's .qdq.onnx
     run(config(input=str(path), ckpt=str(RELEASE), output=str(out), speech={"vad": True},
-               segments=segments, engine="torch"))  # fmt: skip
+               segments=segments))  # fmt: skip
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     if not segments:
@@ -153,6 +149,7 @@ def test_health_docs_and_page(tmp_path):
     client = make_client(tmp_path)
     health = client.get("/health").json()
     assert health["model"] == "ser-mid-multi" and len(health["sha256"]) == 64
+    assert health["engine"] == "onnx ser-mid-multi.qdq.onnx"  # inference.py's engine=auto
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
@@ -192,6 +189,13 @@ def test_the_page_shows_the_label_the_api_gives(tmp_path):
     assert screenshot.stat().st_size > 20_000
 
 
+def test_the_server_refuses_to_start_on_a_missing_onnx_file(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    cfg = compose_config("serve", tmp_path, ["engine=onnx", f"onnx={missing}"])
+    with pytest.raises(FileNotFoundError, match=f"{missing}.*scripts/export.py"):
+        build_service(cfg)
+
+
 def test_limits_default_to_ten_minutes_and_fifty_megabytes(tmp_path):
     cfg = compose_config("serve", tmp_path, [])
     assert Limits(**cfg.limits) == Limits(max_seconds=600, max_megabytes=50)
@@ -219,14 +223,9 @@ def test_the_heading_of_a_release_without_cross_validation_says_so(tmp_path):
 
 
 def served_engine(tmp_path) -> tuple[Predictor, SpeechConfig]:
-    """The streaming engine as the server builds it: its model, precision and speech config."""
-    device = torch.device("cpu")
-    config = SpeechConfig(**compose_config("serve", tmp_path, []).speech)
-    precision = resolve_precision("auto", device)
-    predictor = Predictor(
-        load_classifier(RELEASE), device, precision, shift_seconds=config.shift_seconds
-    )
-    return predictor, config
+    """The streaming engine as the server builds it: its model, engine and speech config."""
+    service = build_service(compose_config("serve", tmp_path, []))
+    return service.predictor, service.speech
 
 
 @pytest.mark.slow

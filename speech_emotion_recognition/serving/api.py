@@ -89,11 +89,12 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        """The server is up; which model answers."""
+        """The server is up; which model answers, and what runs its network."""
         return {
             "status": "ok",
             "model": service.model,
             "sha256": service.sha256,
+            "engine": service.predictor.engine,
             "version": VERSION,
         }
 

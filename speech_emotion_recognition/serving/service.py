@@ -77,9 +77,10 @@ def release_figures(ckpt: Path) -> dict | None:
 
 
 class EmotionService:
-    """One Predictor for every request; a lock serialises the work, so concurrent requests
-    queue instead of multiplying the model's memory and threads. A request whose client has
-    left (`cancelled` set) stops waiting and stops working at the next window batch."""
+    """One Predictor for every request, running the engine `inference.py` would (engine_file);
+    a lock serialises the work, so concurrent requests queue instead of multiplying the model's
+    memory and threads. A request whose client has left (`cancelled` set) stops waiting and
+    stops working at the next window batch."""
 
     def __init__(
         self,
@@ -89,10 +90,11 @@ class EmotionService:
         precision: torch.dtype,
         batch_size: int,
         limits: Limits,
+        onnx_path: str | None = None,
     ) -> None:
         ckpt = Path(ckpt)
         self.predictor = Predictor(
-            load_classifier(ckpt), device, precision, shift_seconds=speech.shift_seconds
+            load_classifier(ckpt), device, precision, onnx_path, speech.shift_seconds
         )
         self.speech = speech
         self.batch_size = batch_size
