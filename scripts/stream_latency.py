@@ -28,6 +28,13 @@ from hydra import compose, initialize_config_dir
 from scripts.recordings import RATE, talk
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
+from speech_emotion_recognition.predictor import (
+    Predictor,
+    engine_file,
+    load_classifier,
+    resolve_device,
+    resolve_precision,
+)
 
 MODELS = ("ser-mid-multi", "ser-small-multi", "ser-full-multi")
 
@@ -62,15 +69,16 @@ def figures(csv_path: Path) -> dict:
 
 def markdown(results: dict) -> str:
     lines = [
-        "| model | windows | median | 90th pct | max | "
+        "| model | engine | windows | median | 90th pct | max | "
         "settled by their own audio: n, median / max | waiting for the pause rule: n, range |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for model, r in results["models"].items():
         rule = r["rule_latency_ms"]
         rule = f"{r['rule_windows']}, {rule[0]:.0f}–{rule[1]:.0f} ms" if rule else "0"
         lines.append(
-            f"| {model} | {r['windows']} | {r['median_ms']:.0f} ms | {r['p90_ms']:.0f} ms | "
+            f"| {model} | {r['engine']} | {r['windows']} | {r['median_ms']:.0f} ms | "
+            f"{r['p90_ms']:.0f} ms | "
             f"{r['max_ms']:.0f} ms | {r['own_audio_windows']}, {r['own_audio_median_ms']:.0f} / "
             f"{r['own_audio_max_ms']:.0f} ms | {rule} |"
         )
@@ -80,7 +88,7 @@ def markdown(results: dict) -> str:
 def main(out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores, precision auto",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, engine and precision auto",
         "recording": "scripts/recordings.py talk(0) + talk(1), played in real time "
         "in 100 ms chunks",
         "models": {},
@@ -96,7 +104,14 @@ def main(out_dir: Path) -> dict:
                 cfg = compose("listen", [*overrides, "chunk_seconds=0.1"])
                 if run(cfg) != 0:
                     sys.exit(f"listen.py failed for {model}")
-                results["models"][model] = figures(events)
+                device = resolve_device(cfg.device)
+                engine = Predictor(
+                    load_classifier(ckpt),
+                    device,
+                    resolve_precision(cfg.precision, device),
+                    engine_file(ckpt, cfg.engine, device),
+                ).engine
+                results["models"][model] = {"engine": engine, **figures(events)}
     (out_dir / "latency.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "latency.md").write_text(markdown(results))
     return results
