@@ -15,15 +15,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
 from speech_emotion_recognition.predictor import load_classifier, read_file, scoring
+from speech_emotion_recognition.summary import FIGURES
 
 ONNX_KINDS = {
     ".int8": "; int8 weights for the matrix products",
@@ -177,6 +180,7 @@ def card(cfg: DictConfig) -> str:
         f"![confusion matrix](../{repo_relative(str(report_dir))}/confusion_matrix.png)",
         "",
         *_cross_validation(report_dir),
+        *_left_out(report_dir),
         *(_runs_tried(chosen, Path(cfg.tried_dir)) if recorded else []),
         "## Limits",
         cfg.limits,
@@ -274,8 +278,13 @@ CV_KINDS = {
 
 
 def _cross_validation(report_dir: Path) -> list[str]:
-    """Spread of the recipe over folds and seeds (reports/<name>/cv/*/summary.json)."""
-    summaries = sorted((report_dir / "cv").glob("*/summary.json"))
+    """Spread of the recipe over folds and seeds (reports/<name>/cv/*/summary.json; the
+    leave-one-corpus-out summaries, cv/xcorpus*, go to _left_out)."""
+    summaries = [
+        p
+        for p in sorted((report_dir / "cv").glob("*/summary.json"))
+        if not p.parent.name.startswith("xcorpus")
+    ]
     if not summaries:
         return [
             "## Spread",
@@ -302,6 +311,40 @@ def _cross_validation(report_dir: Path) -> list[str]:
         lines.append(
             f"| [{summary['runs']}](../{repo_relative(str(path.parent))}/summary.md) "
             f"| {kind} (`{common}`) | " + " | ".join(spread) + f" | {fmt(pooled)} |"
+        )
+    return [*lines, ""]
+
+
+def _left_out(report_dir: Path) -> list[str]:
+    """Leave-one-corpus-out runs of the recipe (reports/<name>/cv/xcorpus*/summary.json), per
+    corpus left out: each run with its training seed, then mean ± sample sd over them."""
+    default_seed = str(OmegaConf.load(PROJECT_ROOT / "conf" / "train.yaml").seed)
+    runs: dict[str, list[tuple[str, dict]]] = {}
+    for path in sorted((report_dir / "cv").glob("xcorpus*/summary.json")):
+        summary = json.loads(path.read_text())
+        for row in summary["per_run"]:
+            given = [*summary["common_overrides"], *row["varies"].split()]
+            overrides = dict(o.split("=", 1) for o in given)
+            seed = overrides.get("seed", default_seed)
+            runs.setdefault(overrides["split.held_out"], []).append((seed, row))
+    if not runs:
+        return []
+    lines = [
+        "## Left out",
+        "The recipe trained on the other corpora of its mix and tested on every clip of one "
+        "corpus (`split=leave_corpus_out`): the corpus and its speakers unseen.",
+        "",
+        "| corpus left out | runs | test accuracy per run | mean ± sd | UA | macro-F1 |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for corpus, items in sorted(runs.items()):
+        means = {n: statistics.fmean(r[f"test_{n}"] for _, r in items) for n in FIGURES}
+        accuracy = [r["test_accuracy"] for _, r in items]
+        sd = f" ± {statistics.stdev(accuracy):.3f}" if len(accuracy) > 1 else ""
+        per_run = ", ".join(f"{r['test_accuracy']:.3f} (seed {seed})" for seed, r in items)
+        lines.append(
+            f"| {corpus} | {len(items)} | {per_run} | **{means['accuracy']:.3f}{sd}** "
+            f"| {means['ua']:.3f} | {means['macro_f1']:.3f} |"
         )
     return [*lines, ""]
 

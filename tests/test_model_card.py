@@ -1,6 +1,13 @@
 """The model card says what the run did, from the run's own config."""
 
-from scripts.model_card import _device_augmentations, _worker_augmentations
+import json
+
+from scripts.model_card import (
+    _cross_validation,
+    _device_augmentations,
+    _left_out,
+    _worker_augmentations,
+)
 from tests.conftest import compose_config
 
 
@@ -25,3 +32,31 @@ def test_card_names_the_worker_augmentations_of_a_clip_by_clip_recipe(tmp_path):
     assert _device_augmentations(cfg) == "none"
     default = compose_config("train", tmp_path, ["augmentation=default"])
     assert _worker_augmentations(default).endswith("; noise over the clip")
+
+
+def write_summary(folder, common: list[str], runs: list[tuple[str, float]]) -> None:
+    """A summary.py summary.json with only what the card reads."""
+    folder.mkdir(parents=True)
+    figures = ("accuracy", "ua", "macro_f1")
+    rows = [{"run": str(i), "varies": varies, **{f"test_{n}": acc for n in figures}}
+            for i, (varies, acc) in enumerate(runs)]  # fmt: skip
+    spread = {f"test_{n}": {"mean": 0.5, "sd": 0.1} for n in figures}
+    summary = {"runs": len(rows), "common_overrides": common, "per_run": rows, **spread}
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_card_groups_left_out_runs_by_corpus_and_keeps_them_out_of_the_spread(tmp_path):
+    """A leave-one-corpus-out summary mixes corpora: its mean is no spread of anything. The card
+    gives each left-out corpus its runs (seeds) and their mean ± sd instead."""
+    cv = tmp_path / "cv"
+    write_summary(cv / "kfold", ["split=kfold"], [("split.fold=0", 0.6), ("split.fold=1", 0.7)])
+    common = ["split=leave_corpus_out"]
+    write_summary(cv / "xcorpus_a", common, [("split.held_out=cremad", 0.30),
+                                             ("split.held_out=ravdess", 0.45)])  # fmt: skip
+    write_summary(cv / "xcorpus_b", [*common, "seed=43", "split.held_out=cremad"], [("", 0.34)])
+    spread = "\n".join(_cross_validation(tmp_path))
+    assert "kfold" in spread and "xcorpus" not in spread
+    left_out = "\n".join(_left_out(tmp_path))
+    assert "| cremad | 2 | 0.300 (seed 42), 0.340 (seed 43) | **0.320 ± 0.028** |" in left_out
+    assert "| ravdess | 1 | 0.450 (seed 42) | **0.450** |" in left_out
+    assert _left_out(tmp_path / "none") == []
