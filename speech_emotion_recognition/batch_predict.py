@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 
 class FilePredictions(L.LightningModule):
-    """One file per step through the plain-torch Predictor, so the rows equal inference.py's."""
+    """One file per step through the Predictor and engine inference.py uses, so the rows equal
+    inference.py's."""
 
     def __init__(self, cfg: DictConfig, shift_seconds: float) -> None:
         super().__init__()
@@ -122,9 +123,9 @@ def run(cfg: DictConfig) -> int:
     if error := checkpoint_error(cfg.ckpt):
         log.error(error)
         return 2
-    try:  # engine=onnx without its file fails here, before any rank starts
+    try:  # a missing onnx= file or an unknown engine fails here, before any rank starts
         engine_file(cfg.ckpt, cfg.engine, torch.device("cpu"), cfg.onnx)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # a missing file or an unknown engine
         log.error(error)
         return 2
     shards = output.with_name(f"{output.name}.shards")

@@ -99,7 +99,7 @@ def run(cfg: DictConfig) -> int:
     device = resolve_device(cfg.device)
     try:
         onnx_path = engine_file(ckpt, cfg.engine, device, cfg.onnx)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # a missing file or an unknown engine
         log.error(error)
         return 2
     precision = resolve_precision(cfg.precision, device)

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def build_service(cfg: DictConfig) -> EmotionService:
-    """Raises FileNotFoundError for `engine=onnx` without its file."""
+    """Raises FileNotFoundError for `engine=onnx` without its file, ValueError for an unknown
+    engine."""
     device = resolve_device(cfg.device)
     ckpt = Path(cfg.ckpt).resolve()
     return EmotionService(
@@ -50,7 +51,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         service = build_service(cfg)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:  # a missing file or an unknown engine
         log.error(error)
         sys.exit(2)
     examples = [str(Path(e).resolve()) for e in cfg.examples]

@@ -259,3 +259,12 @@ def test_empty_or_all_broken_folders_exit_1_with_a_message(small_checkpoint, tmp
     assert run(config(input=str(broken), ckpt=str(small_checkpoint), output=str(out))) == 1
     assert "No file could be predicted" in caplog.text
     assert all(row["error"] for row in read_csv(out))
+
+
+@pytest.mark.slow
+def test_a_bad_engine_choice_exits_2_with_a_message(recordings, small_checkpoint, tmp_path, caplog):
+    given = {"input": str(recordings), "ckpt": str(small_checkpoint)}
+    assert run(config(**given, engine="tensorrt")) == 2
+    assert "engine=tensorrt: choose auto, torch or onnx" in caplog.text
+    assert run(config(**given, engine="onnx", onnx=str(tmp_path / "none.onnx"))) == 2
+    assert "none.onnx. Run `python scripts/export.py" in caplog.text
