@@ -29,9 +29,8 @@ from scripts.recordings import RATE, talk
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.predictor import (
-    Predictor,
     engine_file,
-    load_classifier,
+    engine_name,
     resolve_device,
     resolve_precision,
 )
@@ -104,13 +103,11 @@ def main(out_dir: Path) -> dict:
                 cfg = compose("listen", [*overrides, "chunk_seconds=0.1"])
                 if run(cfg) != 0:
                     sys.exit(f"listen.py failed for {model}")
-                device = resolve_device(cfg.device)
-                engine = Predictor(
-                    load_classifier(ckpt),
-                    device,
+                device = resolve_device(cfg.device)  # listen.py's engine, named
+                engine = engine_name(
+                    engine_file(ckpt, cfg.engine, device, cfg.onnx),
                     resolve_precision(cfg.precision, device),
-                    engine_file(ckpt, cfg.engine, device),
-                ).engine
+                )
                 results["models"][model] = {"engine": engine, **figures(events)}
     (out_dir / "latency.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "latency.md").write_text(markdown(results))

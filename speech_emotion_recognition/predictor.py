@@ -130,6 +130,13 @@ def engine_file(
     return str(path)
 
 
+def engine_name(onnx_path: str | None, precision: torch.dtype) -> str:
+    """What runs the network, in words: `onnx <file name>` or `torch <precision>`."""
+    if onnx_path:
+        return f"onnx {Path(onnx_path).name}"
+    return f"torch {str(precision).removeprefix('torch.')}"
+
+
 def scoring(shift_seconds: float) -> str:
     """How a report's windows were scored (`shift_seconds` of conf/speech), in its words."""
     if not shift_seconds:
@@ -198,10 +205,8 @@ class Predictor:
 
     @property
     def engine(self) -> str:
-        """What runs the network, in words: `onnx <file name>` or `torch <precision>`."""
-        if self.onnx_path:
-            return f"onnx {Path(self.onnx_path).name}"
-        return f"torch {str(self.precision).removeprefix('torch.')}"
+        """engine_name of this predictor's network."""
+        return engine_name(self.onnx_path, self.precision)
 
     @property
     def sample_rate(self) -> int:
