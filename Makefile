@@ -64,7 +64,8 @@ xcorpus: data-multi
 # Two levers aimed at the left-out gap itself, each on the corpora it can move, 15 epochs,
 # training seeds 42 and 43 as `make xcorpus` ran: URDU as a fourth training corpus (data=multi_all;
 # CREMA-D and RAVDESS left out), and corpus-balanced sampling (CREMA-D left out, where TESS's two
-# speakers are 2400 of the 3191 training clips). Summaries in the sweep folders. Fixed after the
+# speakers are 2400 of the 3191 training clips). Table by scripts/xcorpus_levers.py into
+# reports/xcorpus_levers/levers.md, beside the recipe's own runs. Fixed after the
 # first of the six runs had ended (URDU, CREMA-D left out, seed 42): a lever joins the recipe
 # only when, on every corpus it ran on, its mean over the two seeds beats the recipe's mean
 # (reports/ser-mid-multi/cv/xcorpus*) by at least the pooled seed sd of the two; a kept lever
@@ -79,6 +80,7 @@ xcorpus-levers: data-multi
 	$(PY) speech_emotion_recognition/train.py -m experiment=$(RECIPE) split=leave_corpus_out \
 		split.held_out=cremad data.balance_corpora=true trainer.max_epochs=15 seed=42,43 \
 		hydra.sweep.dir=logs/xcorpus_levers/balanced 'hydra.sweep.subdir=seed$${seed}' $(ARGS)
+	$(PY) scripts/xcorpus_levers.py logs/xcorpus_levers reports/xcorpus_levers
 
 # One multirun per arm (conf/ablation/), then reports/ablation/ablation.md (scripts/ablation.py).
 ABLATION_ARMS := base no_background masks mixup smoothing speed reverb balanced

@@ -69,7 +69,8 @@ def _figures(metrics: dict, run_dir: Path) -> dict[str, float]:
     return values
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean, sample sd (nan for one run) and run count."""
     sd = statistics.stdev(values) if len(values) > 1 else math.nan
     return {"mean": statistics.fmean(values), "sd": sd, "runs": len(values)}
 
@@ -92,7 +93,7 @@ def table(log_dir: Path, out_dir: Path) -> dict:
             "seeds": [m["seed"] for m, _ in runs],
             "epochs": sorted({m["epochs"] for m, _ in runs}),
             "fit_minutes": round(statistics.fmean(m["fit_seconds"] for m, _ in runs) / 60, 1),
-            **{k: _spread([r[k] for r in per_run]) for k in figures},
+            **{k: spread([r[k] for r in per_run]) for k in figures},
         }
     if BASE in arms:
         for name, arm in arms.items():
@@ -107,23 +108,25 @@ def table(log_dir: Path, out_dir: Path) -> dict:
     return arms
 
 
-def _pooled_sd(a: dict, b: dict) -> float:
+def pooled_sd(a: dict, b: dict) -> float:
+    """The seed sd two arms share, the margin a lever must clear."""
     return math.sqrt((a["sd"] ** 2 + b["sd"] ** 2) / 2)
 
 
 def _kept(name: str, arm: dict, base: dict) -> bool:
-    score_sd = _pooled_sd(arm["score"], base["score"])
+    score_sd = pooled_sd(arm["score"], base["score"])
     if name not in ROBUSTNESS:
         return arm["gain"] >= score_sd
     less_loss = base["noise_loss"]["mean"] - arm["noise_loss"]["mean"]
-    return less_loss >= _pooled_sd(arm["noise_loss"], base["noise_loss"]) and (
+    return less_loss >= pooled_sd(arm["noise_loss"], base["noise_loss"]) and (
         arm["gain"] >= -score_sd
     )
 
 
-def _cell(spread: dict) -> str:
-    sd = "" if math.isnan(spread["sd"]) else f" ± {spread['sd']:.3f}"
-    return f"{spread['mean']:.3f}{sd}"
+def cell(figure: dict) -> str:
+    """A spread as a table cell: mean ± sd, or the mean alone for a single run."""
+    sd = "" if math.isnan(figure["sd"]) else f" ± {figure['sd']:.3f}"
+    return f"{figure['mean']:.3f}{sd}"
 
 
 def markdown(arms: dict) -> str:
@@ -138,9 +141,9 @@ def markdown(arms: dict) -> str:
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
         kept = "" if name == BASE else {None: "undecided (needs 2 runs)", True: "yes",
                                          False: "no"}[arm.get("kept")]  # fmt: skip
-        cells = [_cell(arm[k]) for k in [*FIGURES, "score"]] + [gain]
+        cells = [cell(arm[k]) for k in [*FIGURES, "score"]] + [gain]
         if noise:
-            cells.append(_cell(arm["noise_loss"]) if "noise_loss" in arm else "–")
+            cells.append(cell(arm["noise_loss"]) if "noise_loss" in arm else "–")
         runs = arm["score"]["runs"]
         lines.append(f"| {name} | {runs} | " + " | ".join(cells) + f" | {kept} |")
     kinds = sorted({k for arm in arms.values() for k in arm if k.startswith("noise_loss_")})
@@ -152,9 +155,7 @@ def markdown(arms: dict) -> str:
             "| arm | " + " | ".join(k.removeprefix("noise_loss_") for k in kinds) + " |",
             "|---|" + "---:|" * len(kinds),
             *(
-                f"| {name} | "
-                + " | ".join(_cell(arm[k]) if k in arm else "–" for k in kinds)
-                + " |"
+                f"| {name} | " + " | ".join(cell(arm[k]) if k in arm else "–" for k in kinds) + " |"
                 for name, arm in arms.items()
             ),
         ]

@@ -22,11 +22,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
 from speech_emotion_recognition.predictor import load_classifier, read_file, scoring
-from speech_emotion_recognition.summary import FIGURES
+from speech_emotion_recognition.summary import FIGURES, left_out_runs
 
 ONNX_KINDS = {
     ".int8": "; int8 weights for the matrix products",
@@ -318,15 +317,7 @@ def _cross_validation(report_dir: Path) -> list[str]:
 def _left_out(report_dir: Path) -> list[str]:
     """Leave-one-corpus-out runs of the recipe (reports/<name>/cv/xcorpus*/summary.json), per
     corpus left out: each run with its training seed, then mean ± sample sd over them."""
-    default_seed = str(OmegaConf.load(PROJECT_ROOT / "conf" / "train.yaml").seed)
-    runs: dict[str, list[tuple[str, dict]]] = {}
-    for path in sorted((report_dir / "cv").glob("xcorpus*/summary.json")):
-        summary = json.loads(path.read_text())
-        for row in summary["per_run"]:
-            given = [*summary["common_overrides"], *row["varies"].split()]
-            overrides = dict(o.split("=", 1) for o in given)
-            seed = overrides.get("seed", default_seed)
-            runs.setdefault(overrides["split.held_out"], []).append((seed, row))
+    runs = left_out_runs(sorted((report_dir / "cv").glob("xcorpus*/summary.json")))
     if not runs:
         return []
     lines = [

@@ -11,14 +11,16 @@ import json
 import shutil
 import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest, write_manifest
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.metrics import confusion_scores
@@ -135,6 +137,21 @@ def markdown(summary: dict) -> str:
             "![pooled test confusion matrix](confusion_matrix_pooled.png)",
         ]
     return "\n".join(lines) + "\n"
+
+
+def left_out_runs(summaries: Iterable[Path]) -> dict[str, list[tuple[str, dict]]]:
+    """The leave-one-corpus-out runs of these summary.json files, per corpus left out: each
+    run's training seed (conf/train.yaml's where no override set it) and its summary row."""
+    default_seed = str(OmegaConf.load(PROJECT_ROOT / "conf" / "train.yaml").seed)
+    runs: dict[str, list[tuple[str, dict]]] = {}
+    for path in summaries:
+        summary = json.loads(Path(path).read_text())
+        for row in summary["per_run"]:
+            given = [*summary["common_overrides"], *row["varies"].split()]
+            overrides = dict(o.split("=", 1) for o in given)
+            seed = overrides.get("seed", default_seed)
+            runs.setdefault(overrides["split.held_out"], []).append((seed, row))
+    return runs
 
 
 class SummarizeMultirun(Callback):

@@ -154,3 +154,53 @@ def test_a_robustness_lever_is_kept_for_losing_less_in_noise_at_no_cost_in_score
     for run in (tmp_path / "logs" / "noise_on_clip").iterdir():
         (run / "noise_val" / "metrics.json").unlink()
     assert table(tmp_path / "logs", tmp_path / "out")["noise_on_clip"]["kept"] is None
+
+
+def left_out_sweep(sweep, seed: int, accuracy: dict[str, float]) -> None:
+    """A leave-one-corpus-out multirun of one training seed: a run per corpus left out."""
+    for corpus, acc in accuracy.items():
+        run = sweep / corpus
+        (run / ".hydra").mkdir(parents=True)
+        overrides = ["split=leave_corpus_out", f"split.held_out={corpus}", f"seed={seed}"]
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        metrics = {
+            "test": {"test/acc": acc, "test/ua": acc, "test/f1": acc},
+            "val": {"val/acc": 0.6, "val/ua": 0.6, "val/f1": 0.6},
+        }
+        (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_it_ran_on(
+    tmp_path,
+):
+    from scripts.xcorpus_levers import table
+
+    recipe, logs, out = tmp_path / "recipe", tmp_path / "logs", tmp_path / "out"
+    # the recipe: CREMA-D 0.32 / 0.34, RAVDESS 0.45 / 0.40 (seed 42 as the default, no override)
+    for name, seed, (cremad, ravdess) in [("a", "", (0.32, 0.45)), ("b", "seed=43", (0.34, 0.40))]:
+        common = ["split=leave_corpus_out", *filter(None, [seed])]
+        rows = [{"run": c, "varies": f"split.held_out={c}", "test_accuracy": a, "test_ua": a}
+                for c, a in (("cremad", cremad), ("ravdess", ravdess))]  # fmt: skip
+        (recipe / f"xcorpus_{name}").mkdir(parents=True)
+        summary = {"common_overrides": common, "per_run": rows}
+        (recipe / f"xcorpus_{name}" / "summary.json").write_text(json.dumps(summary))
+    left_out_sweep(logs / "helps_seed42", 42, {"cremad": 0.40, "ravdess": 0.50})
+    left_out_sweep(logs / "helps_seed43", 43, {"cremad": 0.42, "ravdess": 0.52})
+    # far ahead on CREMA-D, level on RAVDESS: not kept
+    left_out_sweep(logs / "one_corpus_seed42", 42, {"cremad": 0.40, "ravdess": 0.41})
+    left_out_sweep(logs / "one_corpus_seed43", 43, {"cremad": 0.42, "ravdess": 0.43})
+    left_out_sweep(logs / "one_seed", 42, {"cremad": 0.50})
+    levers = table(logs, out, recipe)
+    assert levers["recipe"]["corpora"]["cremad"]["seeds"] == ["42", "43"]
+    helps = levers["helps"]["corpora"]
+    assert helps["cremad"]["gain"] == pytest.approx(0.08)
+    assert helps["ravdess"]["margin"] == pytest.approx(
+        ((statistics.stdev([0.45, 0.40]) ** 2 + statistics.stdev([0.50, 0.52]) ** 2) / 2) ** 0.5
+    )
+    assert levers["helps"]["kept"] is True
+    assert levers["one_corpus"]["kept"] is False
+    assert levers["one_seed"]["kept"] is None
+    assert "kept" not in levers["recipe"]
+    text = (out / "levers.md").read_text()
+    assert "| helps | cremad | 2 (42, 43) | 0.400, 0.420 | **0.410 ± 0.014** |" in text
+    assert (out / "helps_seed42" / "summary.json").is_file()
