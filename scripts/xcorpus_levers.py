@@ -18,6 +18,7 @@ the recipe have two runs on each).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -76,12 +77,14 @@ def markdown(levers: dict) -> str:
         "|---|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for name, lever in levers.items():
-        kept = {True: "yes", False: "no", None: "undecided"}.get(lever.get("kept"), "")
+        kept = (
+            {True: "yes", False: "no", None: "undecided"}[lever["kept"]] if name != RECIPE else ""
+        )
         for corpus, f in lever["corpora"].items():
             if corpus not in shown:
                 continue
             gain = f"{f['gain']:+.3f}" if "gain" in f else "–"
-            margin = f"{f['margin']:.3f}" if "margin" in f else "–"
+            margin = f"{f['margin']:.3f}" if not math.isnan(f.get("margin", math.nan)) else "–"
             per_run = ", ".join(f"{a:.3f}" for a in f["per_run"])
             lines.append(
                 f"| {name} | {corpus} | {len(f['seeds'])} ({', '.join(f['seeds'])}) | {per_run} "

@@ -203,4 +203,12 @@ def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_
     assert "kept" not in levers["recipe"]
     text = (out / "levers.md").read_text()
     assert "| helps | cremad | 2 (42, 43) | 0.400, 0.420 | **0.410 ± 0.014** |" in text
+    assert (
+        "| recipe | cremad | 2 (42, 43) | 0.320, 0.340 | **0.330 ± 0.014** | 0.330 | – | – |  |"
+        in text
+    )
+    assert (
+        "| one_seed | cremad | 1 (42) | 0.500 | **0.500** | 0.500 | +0.170 | – | undecided |"
+        in text
+    )
     assert (out / "helps_seed42" / "summary.json").is_file()
