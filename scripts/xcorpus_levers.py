@@ -6,9 +6,10 @@
 LOG_DIR holds one leave-one-corpus-out multirun per lever, or per lever and seed
 (`<lever>/` or `<lever>_seed<N>/`); each is summarised into OUT_DIR/<sweep>/ (summary.py).
 RECIPE_CV holds the recipe's own leave-one-corpus-out summaries (`xcorpus*/summary.json`,
-`make xcorpus`). Per lever and corpus left out: each run's accuracy on every clip of that
-corpus, mean ± sd over the seeds, the gain over the recipe on the same corpus and the pooled
-seed sd of the two, into OUT_DIR/levers.{json,md}.
+`make xcorpus`). Per lever and corpus left out: the precision the runs trained in (bf16-mixed
+or fp32 by the CPU, as each run recorded it), each run's accuracy on every clip of that corpus,
+mean ± sd over the seeds, the gain over the recipe on the same corpus and the pooled seed sd of
+the two, into OUT_DIR/levers.{json,md}.
 
 The rule, written into the Makefile before five of the six runs had ended: a lever is kept
 when on every corpus it ran on its gain is at least the pooled seed sd (undecided until it and
@@ -45,6 +46,7 @@ def table(log_dir: Path, out_dir: Path, recipe_cv: Path) -> dict:
                 "per_run": [row["test_accuracy"] for _, row in runs],
                 "accuracy": spread([row["test_accuracy"] for _, row in runs]),
                 "ua": spread([row["test_ua"] for _, row in runs]),
+                "precision": sorted({row["precision"] or "–" for _, row in runs}),
             }
         levers[name] = {"corpora": corpora}
     recipe = levers[RECIPE]["corpora"]
@@ -72,9 +74,9 @@ def markdown(levers: dict) -> str:
     """Recipe rows first, then each lever's, on the corpora the levers ran on."""
     shown = {c for name, lever in levers.items() if name != RECIPE for c in lever["corpora"]}
     lines = [
-        "| lever | corpus left out | runs (seeds) | accuracy per run | mean ± sd | UA "
+        "| lever | corpus left out | runs (seeds) | trained in | accuracy per run | mean ± sd | UA "
         "| vs the recipe | pooled seed sd | kept |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---|",
     ]
     for name, lever in levers.items():
         kept = (
@@ -87,7 +89,8 @@ def markdown(levers: dict) -> str:
             margin = f"{f['margin']:.3f}" if not math.isnan(f.get("margin", math.nan)) else "–"
             per_run = ", ".join(f"{a:.3f}" for a in f["per_run"])
             lines.append(
-                f"| {name} | {corpus} | {len(f['seeds'])} ({', '.join(f['seeds'])}) | {per_run} "
+                f"| {name} | {corpus} | {len(f['seeds'])} ({', '.join(f['seeds'])}) "
+                f"| {', '.join(f['precision'])} | {per_run} "
                 f"| **{cell(f['accuracy'])}** | {f['ua']['mean']:.3f} | {gain} | {margin} "
                 f"| {kept} |"
             )

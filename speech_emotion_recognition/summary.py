@@ -141,7 +141,9 @@ def markdown(summary: dict) -> str:
 
 def left_out_runs(summaries: Iterable[Path]) -> dict[str, list[tuple[str, dict]]]:
     """The leave-one-corpus-out runs of these summary.json files, per corpus left out: each
-    run's training seed (conf/train.yaml's where no override set it) and its summary row."""
+    run's training seed (conf/train.yaml's where no override set it) and its summary row, with
+    the precision it trained in from the summary's copy of its metrics.json (None without one):
+    fp32 and bf16-mixed runs are not the same experiment."""
     default_seed = str(OmegaConf.load(PROJECT_ROOT / "conf" / "train.yaml").seed)
     runs: dict[str, list[tuple[str, dict]]] = {}
     for path in summaries:
@@ -150,6 +152,9 @@ def left_out_runs(summaries: Iterable[Path]) -> dict[str, list[tuple[str, dict]]
             given = [*summary["common_overrides"], *row["varies"].split()]
             overrides = dict(o.split("=", 1) for o in given)
             seed = overrides.get("seed", default_seed)
+            record = Path(path).parent / "runs" / row["run"] / "metrics.json"
+            machine = json.loads(record.read_text()).get("machine", {}) if record.exists() else {}
+            row = {**row, "precision": machine.get("precision")}
             runs.setdefault(overrides["split.held_out"], []).append((seed, row))
     return runs
 

@@ -156,7 +156,7 @@ def test_a_robustness_lever_is_kept_for_losing_less_in_noise_at_no_cost_in_score
     assert table(tmp_path / "logs", tmp_path / "out")["noise_on_clip"]["kept"] is None
 
 
-def left_out_sweep(sweep, seed: int, accuracy: dict[str, float]) -> None:
+def left_out_sweep(sweep, seed: int, accuracy: dict[str, float], precision="32-true") -> None:
     """A leave-one-corpus-out multirun of one training seed: a run per corpus left out."""
     for corpus, acc in accuracy.items():
         run = sweep / corpus
@@ -166,6 +166,7 @@ def left_out_sweep(sweep, seed: int, accuracy: dict[str, float]) -> None:
         metrics = {
             "test": {"test/acc": acc, "test/ua": acc, "test/f1": acc},
             "val": {"val/acc": 0.6, "val/ua": 0.6, "val/f1": 0.6},
+            "machine": {"precision": precision},
         }
         (run / "metrics.json").write_text(json.dumps(metrics))
 
@@ -184,12 +185,15 @@ def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_
         (recipe / f"xcorpus_{name}").mkdir(parents=True)
         summary = {"common_overrides": common, "per_run": rows}
         (recipe / f"xcorpus_{name}" / "summary.json").write_text(json.dumps(summary))
+        record = recipe / f"xcorpus_{name}" / "runs" / "cremad" / "metrics.json"
+        record.parent.mkdir(parents=True)  # a summary's copy of its run's record; none for ravdess
+        record.write_text(json.dumps({"machine": {"precision": "bf16-mixed"}}))
     left_out_sweep(logs / "helps_seed42", 42, {"cremad": 0.40, "ravdess": 0.50})
     left_out_sweep(logs / "helps_seed43", 43, {"cremad": 0.42, "ravdess": 0.52})
     # far ahead on CREMA-D, level on RAVDESS: not kept
     left_out_sweep(logs / "one_corpus_seed42", 42, {"cremad": 0.40, "ravdess": 0.41})
     left_out_sweep(logs / "one_corpus_seed43", 43, {"cremad": 0.42, "ravdess": 0.43})
-    left_out_sweep(logs / "one_seed", 42, {"cremad": 0.50})
+    left_out_sweep(logs / "one_seed", 42, {"cremad": 0.50}, precision="bf16-mixed")
     levers = table(logs, out, recipe)
     assert levers["recipe"]["corpora"]["cremad"]["seeds"] == ["42", "43"]
     helps = levers["helps"]["corpora"]
@@ -202,13 +206,14 @@ def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_
     assert levers["one_seed"]["kept"] is None
     assert "kept" not in levers["recipe"]
     text = (out / "levers.md").read_text()
-    assert "| helps | cremad | 2 (42, 43) | 0.400, 0.420 | **0.410 ± 0.014** |" in text
+    assert "| helps | cremad | 2 (42, 43) | 32-true | 0.400, 0.420 | **0.410 ± 0.014** |" in text
     assert (
-        "| recipe | cremad | 2 (42, 43) | 0.320, 0.340 | **0.330 ± 0.014** | 0.330 | – | – |  |"
-        in text
+        "| recipe | cremad | 2 (42, 43) | bf16-mixed | 0.320, 0.340 | **0.330 ± 0.014** | 0.330 "
+        "| – | – |  |" in text
     )
+    assert "| recipe | ravdess | 2 (42, 43) | – | 0.450, 0.400 |" in text  # no run records
     assert (
-        "| one_seed | cremad | 1 (42) | 0.500 | **0.500** | 0.500 | +0.170 | – | undecided |"
-        in text
+        "| one_seed | cremad | 1 (42) | bf16-mixed | 0.500 | **0.500** | 0.500 | +0.170 | – "
+        "| undecided |" in text
     )
     assert (out / "helps_seed42" / "summary.json").is_file()
