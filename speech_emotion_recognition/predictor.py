@@ -108,15 +108,24 @@ def preferred_onnx(ckpt: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def int8_matches_fp32() -> bool:
+    """Whether this CPU runs ONNX Runtime's int8 products as the releases were checked on: with
+    AVX512-VNNI. On AVX2, or AVX512 without VNNI, its u8s8 kernels saturate 16-bit sums, and
+    the int8 networks' labels moved on 3 of the 88 RAVDESS test clips (below the 98 % an
+    engine must agree on)."""
+    return torch.cpu._is_vnni_supported()
+
+
 def engine_file(
     ckpt: str | Path, engine: str, device: torch.device, onnx: str | None = None
 ) -> str | None:
     """The ONNX file the network runs from, None for torch: the one choice `inference.py`, the
     server, `listen.py` and `batch_predict.py` share, so that they give the same answers.
-    auto: on a CPU, the release's preferred file (preferred_onnx), else torch; onnx: `onnx`,
+    auto: on a CPU with int8_matches_fp32, the release's preferred file (preferred_onnx), else
+    torch; onnx: `onnx`,
     or the weights' name with the suffix .onnx. Raises FileNotFoundError when that is missing."""
     if engine == "auto":
-        preferred = preferred_onnx(ckpt) if device.type == "cpu" else None
+        preferred = preferred_onnx(ckpt) if device.type == "cpu" and int8_matches_fp32() else None
         return str(preferred) if preferred else None
     if engine == "torch":
         return None

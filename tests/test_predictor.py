@@ -47,15 +47,20 @@ def test_inference_scores_windows_as_the_speech_config_says(tmp_path, classifier
     assert np.abs(rows[0.0] - rows[0.032]).max() > 1e-4
 
 
-def test_one_engine_choice_for_every_entry_point(tmp_path):
-    """auto takes a shipped .qdq.onnx on a CPU only; onnx needs its file and says how to make it."""
+def test_one_engine_choice_for_every_entry_point(tmp_path, monkeypatch):
+    """auto takes a shipped .qdq.onnx on a CPU whose int8 products match fp32 only; onnx needs
+    its file and says how to make it."""
     weights = tmp_path / "release.safetensors"
     weights.touch()
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(f"{Predictor.__module__}.int8_matches_fp32", lambda: True)
     assert engine_file(weights, "auto", cpu) is None
     weights.with_suffix(".qdq.onnx").touch()
     assert engine_file(weights, "auto", cpu) == str(tmp_path / "release.qdq.onnx")
     assert engine_file(weights, "auto", cuda) is None
+    monkeypatch.setattr(f"{Predictor.__module__}.int8_matches_fp32", lambda: False)  # AVX2
+    assert engine_file(weights, "auto", cpu) is None
+    assert engine_file(weights, "onnx", cpu, str(weights.with_suffix(".qdq.onnx")))
     assert engine_file(weights, "torch", cpu) is None
     with pytest.raises(FileNotFoundError, match="release.onnx.*scripts/export.py"):
         engine_file(weights, "onnx", cpu)
@@ -72,7 +77,7 @@ def test_a_windows_answer_does_not_depend_on_the_windows_beside_it():
     release = PROJECT_ROOT / "models" / "ser-mid-multi.safetensors"
     classifier = load_classifier(release)
     predictor = Predictor(classifier, torch.device("cpu"), onnx_path=engine_file(
-        release, "auto", torch.device("cpu")))  # fmt: skip
+        release, "onnx", torch.device("cpu"), str(release.with_suffix(".qdq.onnx"))))  # fmt: skip
     rng = np.random.default_rng(0)
     quiet = tone(220.0, 5.0, 16000, rng)[:, 0].astype(np.float32) * 0.05
     loud = rng.uniform(-1, 1, quiet.shape).astype(np.float32)

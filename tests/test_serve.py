@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+import torch
 from fastapi.testclient import TestClient
 
 from scripts import browser, load_test, recordings
@@ -19,6 +20,8 @@ from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import (
     Predictor,
     columns,
+    int8_matches_fp32,
+    native_bf16,
 )
 from speech_emotion_recognition.preprocessing import load_audio
 from speech_emotion_recognition.serve import build_service
@@ -149,7 +152,9 @@ def test_health_docs_and_page(tmp_path):
     client = make_client(tmp_path)
     health = client.get("/health").json()
     assert health["model"] == "ser-mid-multi" and len(health["sha256"]) == 64
-    assert health["engine"] == "onnx ser-mid-multi.qdq.onnx"  # inference.py's engine=auto
+    torch_engine = f"torch {'bfloat16' if native_bf16(torch.device('cpu')) else 'float32'}"
+    expected = "onnx ser-mid-multi.qdq.onnx" if int8_matches_fp32() else torch_engine
+    assert health["engine"] == expected  # inference.py's engine=auto
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
