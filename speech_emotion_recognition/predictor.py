@@ -111,7 +111,7 @@ def preferred_onnx(ckpt: str | Path) -> Path | None:
 def int8_matches_fp32() -> bool:
     """Whether this CPU runs ONNX Runtime's int8 products as the releases were checked on: with
     AVX512-VNNI. On AVX2, or AVX512 without VNNI, its u8s8 kernels saturate 16-bit sums, and
-    the int8 networks' labels moved on 3 of the 88 RAVDESS test clips (below the 98 % an
+    the int8 networks' labels moved on 2–3 of the 88 RAVDESS test clips (below the 98 % an
     engine must agree on)."""
     return torch.cpu._is_vnni_supported()
 

@@ -20,8 +20,9 @@ from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predictor import (
     Predictor,
     columns,
+    engine_name,
     int8_matches_fp32,
-    native_bf16,
+    resolve_precision,
 )
 from speech_emotion_recognition.preprocessing import load_audio
 from speech_emotion_recognition.serve import build_service
@@ -152,7 +153,7 @@ def test_health_docs_and_page(tmp_path):
     client = make_client(tmp_path)
     health = client.get("/health").json()
     assert health["model"] == "ser-mid-multi" and len(health["sha256"]) == 64
-    torch_engine = f"torch {'bfloat16' if native_bf16(torch.device('cpu')) else 'float32'}"
+    torch_engine = engine_name(None, resolve_precision("auto", torch.device("cpu")))
     expected = "onnx ser-mid-multi.qdq.onnx" if int8_matches_fp32() else torch_engine
     assert health["engine"] == expected  # inference.py's engine=auto
     assert "/predict" in client.get("/openapi.json").json()["paths"]
