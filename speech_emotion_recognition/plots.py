@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from speech_emotion_recognition.emotions import colours  # noqa: E402
+
 
 def confusion_matrix_figure(
     matrix: np.ndarray, class_names: Sequence[str], title: str, normalise: bool = False
@@ -148,7 +150,7 @@ def timeline_figure(
     figure, axis = plt.subplots(figsize=(max(8, min(24, duration / 4)), 3.5), layout="constrained")
     for segment in segments:
         axis.axvspan(segment["start"], segment["end"], color="0.92", zorder=0)
-    axis.stackplot(times, stacked, labels=class_names, alpha=0.9)
+    axis.stackplot(times, stacked, labels=class_names, colors=colours(class_names), alpha=0.9)
     axis.set_xlim(0, duration)
     axis.set_ylim(0, 1)
     axis.set_xlabel("time (s); shaded: speech")

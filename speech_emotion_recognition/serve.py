@@ -44,6 +44,14 @@ def build_service(cfg: DictConfig) -> EmotionService:
     )
 
 
+def served_hosts(host: str, allowed: list[str]) -> list[str]:
+    """The names the Host header may carry: `allowed_hosts` and the address served on (an
+    IPv6 one in brackets, as it appears in a Host header), unless that is every address."""
+    if host in ("0.0.0.0", "::", ""):
+        return list(allowed)
+    return [*allowed, f"[{host}]" if ":" in host else host]
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
 def main(cfg: DictConfig) -> None:
     if error := checkpoint_error(cfg.ckpt):
@@ -61,8 +69,11 @@ def main(cfg: DictConfig) -> None:
         # rule that files in the working folder may be served then covers nothing else.
         os.chdir(workdir)
         page_files = PageFiles("files", cfg.page.max_file_age_seconds)
-        limits = StreamLimits(**OmegaConf.to_container(cfg.stream))
-        app = create_app(service, page_files, examples, cfg.page.sweep_seconds, limits)
+        limits = StreamLimits(
+            **OmegaConf.to_container(cfg.stream), allowed_origins=list(cfg.allowed_origins)
+        )
+        hosts = served_hosts(cfg.host, cfg.allowed_hosts)
+        app = create_app(service, page_files, examples, cfg.page.sweep_seconds, limits, hosts)
         log.info(
             "Serving %s (network: %s) on http://%s:%d (docs: /docs)",
             service.model,

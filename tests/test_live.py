@@ -31,8 +31,14 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module")
 def server() -> Server:
-    limits = [f"stream.max_streams={MAX_STREAMS}", f"stream.max_seconds={MAX_SECONDS}",
-              f"stream.idle_seconds={IDLE_SECONDS}"]  # fmt: skip
+    # every client of this test has the one address 127.0.0.1: the per-client cap would
+    # stop the eighth stream (test_server_security.py tests that cap from several addresses)
+    limits = [
+        f"stream.max_streams={MAX_STREAMS}",
+        f"stream.max_per_client={MAX_STREAMS}",
+        f"stream.max_seconds={MAX_SECONDS}",
+        f"stream.idle_seconds={IDLE_SECONDS}",
+    ]
     with running_server(*limits) as running:
         yield running
 
@@ -206,4 +212,4 @@ def test_a_client_that_sends_nothing_is_closed_after_the_idle_limit(server):
     code, reason, events = closed_with(server)
     assert code == 1008 and f"no audio for {IDLE_SECONDS} s" in reason
     assert [e["type"] for e in events] == ["ready", "error"]
-    assert IDLE_SECONDS <= time.monotonic() - began < IDLE_SECONDS + 10
+    assert time.monotonic() - began >= IDLE_SECONDS  # not before; the recv timeout bounds after

@@ -45,7 +45,8 @@ REPORTS = PROJECT_ROOT / "reports"
 def make_client(tmp_path, *overrides: str) -> TestClient:
     cfg = compose_config("serve", tmp_path, list(overrides))
     files = PageFiles(tmp_path / "files", cfg.page.max_file_age_seconds)
-    return TestClient(create_app(build_service(cfg), files, list(cfg.examples)))
+    app = create_app(build_service(cfg), files, list(cfg.examples))
+    return TestClient(app, base_url="http://127.0.0.1")  # a name the server answers to
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +181,8 @@ def test_sixteen_clients_at_once_and_flat_memory(tmp_path):
     with running_server() as server:
         result = concurrent(server.url, clip, clients=16)
         assert result["correct"] == 16
-        assert result["seconds"] < 60
+        # queued behind one lock, not stalled: about 16 lone requests' work, measured just before
+        assert result["seconds"] < 3 * 16 * result["alone_seconds"], result
         figures = memory(server, clip, requests=200)
     assert figures["rss_after_mb"] - figures["rss_before_mb"] < 50, figures
 
@@ -275,3 +277,28 @@ def test_the_live_tab_shows_the_labels_the_engine_gives(tmp_path):
         screenshot = tmp_path / "live.png"
         assert browser.live_labels(server.url, wav, seconds + 1, screenshot) == expected
     assert screenshot.stat().st_size > 20_000
+
+
+def test_float_frames_are_clipped_to_full_scale_as_files_are():
+    """A stream's float32 frames of 1e30 changed the labels of the audio around them."""
+    samples = Samples(16000, "float32", 16000, 1 << 20)
+    loud = np.array([1e30, -1e30, 0.5, 2.0], "<f4").tobytes()
+    assert samples(loud).tolist() == [1.0, -1.0, 0.5, 1.0]
+
+
+def test_one_palette_for_the_timeline_picture_and_the_live_tab():
+    """The File tab's timeline drew angry blue (matplotlib's first colour), Live drew it red."""
+    import matplotlib.colors
+
+    from speech_emotion_recognition.emotions import COLOURS
+    from speech_emotion_recognition.plots import timeline_figure
+    from speech_emotion_recognition.serving.page import live_tab
+
+    names = ["angry", "sad", "mine"]  # a class of one's own takes a spare colour
+    segment = {"start": 0.0, "end": 1.0, "angry": 0.7, "sad": 0.2, "mine": 0.1}
+    figure = timeline_figure("t", 1.0, [segment], names)
+    drawn = [matplotlib.colors.to_hex(p.get_facecolor()[0]) for p in figure.axes[0].collections]
+    assert drawn[-3:] == [COLOURS["angry"], COLOURS["sad"], drawn[-1]]
+    assert drawn[-1] not in COLOURS.values()
+    html = live_tab(names).value
+    assert f"data-colours='{json.dumps(drawn[-3:])}'" in html

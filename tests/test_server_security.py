@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import select
 import socket
 import struct
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,9 +34,15 @@ LIMIT_BYTES = 50 * 1024 * 1024
 PAGE_PREDICT = 1  # the page's fn_index of its Predict button (0 loads an example)
 
 
+GRACE_SECONDS = 2
+MAX_STREAMS, MAX_PER_CLIENT = 6, 3
+
+
 @pytest.fixture(scope="module")
 def server() -> Server:
-    with running_server() as running:
+    streams = [f"stream.grace_seconds={GRACE_SECONDS}", f"stream.max_streams={MAX_STREAMS}",
+               f"stream.max_per_client={MAX_PER_CLIENT}"]  # fmt: skip
+    with running_server(*streams) as running:
         yield running
 
 
@@ -229,9 +237,17 @@ def test_work_stops_when_its_clients_leave(server, tmp_path):
     long_file = tmp_path / "ten_minutes.flac"
     sf.write(long_file, talk, 16000)
 
+    def predict(path: Path, timeout: float) -> httpx.Response:
+        with open(path, "rb") as f:
+            return httpx.post(f"{server.url}/predict", files={"file": f}, timeout=timeout)
+
+    start = time.monotonic()  # the work of one ten-minute file, measured here and now
+    assert predict(long_file, timeout=300).status_code == 200
+    one_file = time.monotonic() - start
+
     def leave_early() -> None:
-        with open(long_file, "rb") as f, pytest.raises(httpx.TimeoutException):
-            httpx.post(f"{server.url}/predict", files={"file": f}, timeout=2.0)
+        with pytest.raises(httpx.TimeoutException):
+            predict(long_file, timeout=one_file / 4)
 
     clients = [threading.Thread(target=leave_early) for _ in range(6)]
     for client in clients:
@@ -239,12 +255,11 @@ def test_work_stops_when_its_clients_leave(server, tmp_path):
     for client in clients:
         client.join()
     start = time.monotonic()
-    with open(CLIP, "rb") as f:
-        answer = httpx.post(f"{server.url}/predict", files={"file": f}, timeout=120)
+    assert predict(CLIP, timeout=300).status_code == 200
     waited = time.monotonic() - start
-    assert answer.status_code == 200
-    # one ten-minute file takes about 4 s here: six that went on would hold this for 20 s
-    assert waited < 6.0, f"the next request waited {waited:.1f} s"
+    # whatever the machine's load, six files that went on would hold it for over five files'
+    # work; stopped, at most the rest of one batch of windows is left before it
+    assert waited < one_file, f"waited {waited:.1f} s; one file takes {one_file:.1f} s"
 
 
 def test_the_api_is_described_as_it_answers(server):
@@ -298,3 +313,209 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_schema(server):
             case.call_and_validate(timeout=30, excluded_checks=[positive_data_acceptance])
 
         call()
+
+
+def wav_header(channels: int, rate: int, bits: int, frames: int) -> bytes:
+    """The issue's reproductions: a WAV with exactly these header fields."""
+    from tests.hostile_audio import wav
+
+    return wav(channels, rate, bits, n_frames=frames)
+
+
+def post_bytes(url: str, data: bytes, name: str = "upload.wav") -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"file": (name, data)}, timeout=60)
+
+
+def test_many_channels_odd_rates_and_zero_bits_get_a_4xx_in_bounded_memory(server):
+    """A 60-byte 8-channel WAV crashed the server; 15,999 and 96,001 Hz took it to 5-6 GB;
+    0 bits per sample answered 500."""
+    status = Path(f"/proc/{server.process.pid}/status")
+
+    def peak_mib() -> float:  # the server's highest resident memory so far
+        line = next(v for v in status.read_text().splitlines() if v.startswith("VmHWM"))
+        return int(line.split()[1]) / 1024
+
+    before = peak_mib()
+    for channels in (8, 9, 64):
+        answer = post_bytes(server.url, wav_header(channels, 16000, 16, 8))
+        assert answer.status_code in (415, 422), (channels, answer.text)
+    for rate in (15999, 96001):
+        answer = post_bytes(server.url, wav_header(1, rate, 16, rate * 3))
+        assert answer.status_code == 422 and "no speech" in answer.text, (rate, answer.text)
+    assert peak_mib() - before < 256, "decoding took the server's memory up"
+    answer = post_bytes(server.url, wav_header(1, 16000, 0, 8))
+    assert answer.status_code == 415 and "not a readable audio file" in answer.text
+    assert healthy(server.url)
+
+
+def test_malformed_page_requests_get_a_4xx(server):
+    url = server.url
+    answers = {
+        "unknown fn_index": httpx.post(f"{url}/gradio_api/queue/join", timeout=10, json={
+            "data": [None], "fn_index": 99, "session_hash": "x"}),
+        "JSON nested 3000 deep": httpx.post(
+            f"{url}/gradio_api/queue/join", content="[" * 3000 + "]" * 3000, timeout=10,
+            headers={"content-type": "application/json"}),
+        "upload_id with a field that is no file": httpx.post(
+            f"{url}/gradio_api/upload", params={"upload_id": "a"}, files={"files": (None, "x")},
+            timeout=10),
+    }  # fmt: skip
+    for case, answer in answers.items():
+        assert 400 <= answer.status_code < 500, (case, answer.status_code, answer.text)
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_programs_cannot_run_the_pages_function_or_read_gradios_schema(server):
+    path = upload_to_page(server.url, CLIP)
+    body = {"data": [file_data(path)], "fn_index": PAGE_PREDICT, "session_hash": "run"}
+    for route in ("/gradio_api/run/predict", "/gradio_api/api/predict"):
+        answer = httpx.post(server.url + route, json=body, timeout=30)
+        assert answer.status_code == 404, (route, answer.text[:200])
+    for route in ("/gradio_api/openapi.json", "/gradio_api/info"):
+        answer = httpx.get(server.url + route, timeout=10)
+        assert answer.status_code == 404 and gradio.__version__ not in answer.text, route
+
+
+def test_the_screen_recording_converter_is_closed_and_keeps_no_copy(server, tmp_path):
+    before = set(Path(tempfile.gettempdir()).glob("*.mp4"))
+    with open(CLIP, "rb") as f:
+        answer = httpx.post(f"{server.url}/gradio_api/process_recording",
+                            files={"video": ("v.mp4", f)}, timeout=30)  # fmt: skip
+    assert answer.status_code == 404
+    assert set(Path(tempfile.gettempdir()).glob("*.mp4")) == before
+
+
+def test_other_sites_read_nothing_and_the_page_cannot_be_framed(server):
+    for origin in ("http://localhost:9999", "http://127.0.0.1:1", "null", "http://evil.example"):
+        answer = httpx.get(f"{server.url}/config", headers={"origin": origin}, timeout=10)
+        assert "access-control-allow-origin" not in answer.headers, origin
+        preflight = httpx.options(f"{server.url}/predict", timeout=10, headers={
+            "origin": origin, "access-control-request-method": "POST"})  # fmt: skip
+        assert "access-control-allow-origin" not in preflight.headers, origin
+    page = httpx.get(server.url, timeout=10).headers
+    assert page["x-content-type-options"] == "nosniff"
+    assert page["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page["content-security-policy"]
+
+
+def upgrade(url: str, host: str, origin: str | None = None) -> bytes:
+    """A WebSocket handshake to /stream naming `host` (and `origin`): the status line."""
+    address = urlparse(url)
+    lines = ["GET /stream HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             "Sec-WebSocket-Version: 13"] + ([f"Origin: {origin}"] if origin else [])  # fmt: skip
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return sock.recv(4096).split(b"\r\n")[0]
+
+
+def test_a_rebound_name_reaches_neither_the_page_nor_the_api_nor_live(server):
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends Host
+    and Origin both evil.example; the server answers only to its own names."""
+    port = urlparse(server.url).port
+    evil = f"evil.example:{port}"
+    for route in ("/", "/config", "/health"):
+        answer = httpx.get(server.url + route, headers={"host": evil}, timeout=10)
+        assert answer.status_code == 400, route
+    with open(CLIP, "rb") as f:
+        answer = httpx.post(f"{server.url}/predict", files={"file": f}, headers={"host": evil},
+                            timeout=30)  # fmt: skip
+    assert answer.status_code == 400
+    assert upgrade(server.url, evil, f"http://{evil}").split()[1] != b"101"
+    assert upgrade(server.url, f"localhost:{port}").split()[1] == b"101"
+    answer = httpx.get(f"{server.url}/health", headers={"host": f"localhost:{port}"}, timeout=10)
+    assert answer.status_code == 200
+
+
+def ws_connect(server: Server, source: str = "127.0.0.1"):
+    """A WebSocket to /stream from a chosen loopback address (a client of its own)."""
+    from websockets.sync.client import connect
+
+    address = urlparse(server.url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=30,
+                                    source_address=(source, 0))  # fmt: skip
+    return connect(server.url.replace("http", "ws") + "/stream", sock=sock, open_timeout=30)
+
+
+def trickle_until_closed(socket_, every: float = 0.5, limit: float = 60.0) -> tuple[int, str]:
+    """Send 2 bytes every `every` seconds, as the lock-out did, until the server closes."""
+    from websockets.exceptions import ConnectionClosed
+
+    assert json.loads(socket_.recv(timeout=30))["type"] == "ready"
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            socket_.send(b"\x10\x00")
+            with contextlib.suppress(TimeoutError):
+                socket_.recv(timeout=every)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError("a trickling stream kept its slot")
+
+
+def test_trickling_streams_give_their_slots_up(server):
+    """Sixteen sockets sending 2 bytes every 10 s held every slot for as long as they liked."""
+    sources = [f"127.0.0.{2 + i // MAX_PER_CLIENT}" for i in range(MAX_STREAMS)]
+    sockets = [ws_connect(server, source) for source in sources]
+    closes = []
+    threads = [threading.Thread(target=lambda s=s: closes.append(trickle_until_closed(s)))
+               for s in sockets]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert len(closes) == MAX_STREAMS
+    assert all(code == 1008 and "a second" in reason for code, reason in closes), closes
+    with ws_connect(server) as fresh:  # every slot is free again
+        assert json.loads(fresh.recv(timeout=30))["type"] == "ready"
+
+
+def test_one_client_cannot_take_every_stream(server):
+    from websockets.exceptions import ConnectionClosed
+
+    mine = [ws_connect(server, "127.0.0.9") for _ in range(MAX_PER_CLIENT)]
+    try:
+        for socket_ in mine:
+            assert json.loads(socket_.recv(timeout=30))["type"] == "ready"
+        with ws_connect(server, "127.0.0.9") as one_more:
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    one_more.recv(timeout=30)
+            assert closed.value.rcvd.code == 1013 and "this client" in closed.value.rcvd.reason
+        with ws_connect(server, "127.0.0.10") as other_client:
+            assert json.loads(other_client.recv(timeout=30))["type"] == "ready"
+    finally:
+        for socket_ in mine:
+            socket_.close()
+
+
+def test_deeply_nested_stream_text_closes_with_1007_and_no_traceback(server):
+    from websockets.exceptions import ConnectionClosed
+
+    with ws_connect(server) as live:
+        live.recv(timeout=30)
+        live.send("[" * 100_000 + "]" * 100_000)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                live.recv(timeout=30)
+    assert closed.value.rcvd.code == 1007
+    time.sleep(0.5)
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_the_page_uploads_share_a_disk_quota(tmp_path):
+    """Page uploads were kept 600 s at whatever rate a client sent them: ~67 GB per client."""
+    chunk = np.random.default_rng(0).bytes(8 * 2**20)
+    with running_server("limits.disk_megabytes=20") as quota_server:
+        url = quota_server.url
+        codes = []
+        for i in range(3):
+            answer = httpx.post(f"{url}/gradio_api/upload",
+                                files={"files": (f"u{i}.wav", chunk)}, timeout=60)  # fmt: skip
+            codes.append(answer.status_code)
+        assert codes == [200, 200, 429], codes
+        assert "full" in answer.json()["detail"] and "retry-after" in answer.headers
+        assert sum(p.stat().st_size for p in quota_server.folder.rglob("*") if p.is_file()) < (
+            20 * 2**20
+        )
+        assert post_bytes(url, CLIP.read_bytes(), CLIP.name).status_code == 200  # room left

@@ -124,7 +124,8 @@ def test_listen_plays_a_file_in_real_time_with_the_engines_windows(predictor, tm
                                               "realtime=true", "precision=32"])  # fmt: skip
     began = time.monotonic()
     assert run(cfg) == 0
-    assert time.monotonic() - began >= 8.0  # at the pace it was recorded
+    took = time.monotonic() - began
+    assert took >= 8.0  # at the pace it was recorded
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     chunk = int(cfg.chunk_seconds * RATE)
@@ -136,7 +137,7 @@ def test_listen_plays_a_file_in_real_time_with_the_engines_windows(predictor, tm
     for row, event in windows:
         assert (row["label"], float(row["start"]), float(row["end"])) == (
             event["label"], event["start"], event["end"])  # fmt: skip
-        assert 0 <= float(row["latency_ms"]) < 5000
+        assert 0 <= float(row["latency_ms"]) < took * 1000  # measured within the run
 
 
 def test_listen_without_portaudio_says_what_to_install(tmp_path, monkeypatch, caplog):

@@ -21,9 +21,18 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount
 
-from speech_emotion_recognition.serving.guard import BodyLimit, MethodCheck, PagePaths, error
+from speech_emotion_recognition.serving.guard import (
+    BodyLimit,
+    BrowserRules,
+    MethodCheck,
+    PagePaths,
+    UploadQuota,
+    error,
+)
 from speech_emotion_recognition.serving.live import StreamLimits, add_stream_route
 from speech_emotion_recognition.serving.page import build_page
 from speech_emotion_recognition.serving.page_files import PageFiles
@@ -62,13 +71,24 @@ async def cancel_when_gone(request: Request, cancelled: threading.Event) -> None
     cancelled.set()
 
 
+# Routes of the page's upload space (UploadQuota): the page's uploads and recordings, and the
+# API's uploads, which wait in a temporary file until their answer is sent.
+UPLOAD_ROUTES = ("/predict", "/gradio_api/upload")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
 def create_app(
     service: EmotionService,
     page_files: PageFiles,
     examples: Sequence[str] = (),
     sweep_seconds: float = 60.0,
     stream_limits: StreamLimits | None = None,
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
+    """The whole server. `allowed_hosts`: the names a request's Host header may carry (others
+    get 400: a DNS-rebinding page cannot reach it); `stream_limits.allowed_origins`: the other
+    sites whose pages may call it (CORS) and stream."""
+    stream_limits = stream_limits or StreamLimits()
     app = FastAPIOffline(
         title="Speech emotion recognition",
         version=VERSION,
@@ -129,7 +149,7 @@ def create_app(
         segments = [{**s, "path": name} for s in answer["segments"]]
         return {**answer, "path": name, "segments": segments}
 
-    add_stream_route(app, service, stream_limits or StreamLimits())
+    add_stream_route(app, service, stream_limits)
     api_routes = [r for r in app.routes if not isinstance(r, Mount)]
 
     app = mount_page(app, service, page_files, examples, sweep_seconds)
@@ -139,6 +159,22 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=service.limits.max_bytes + MULTIPART_SLACK, detail=detail
     )
+    app.add_middleware(
+        UploadQuota,
+        files=page_files,
+        max_bytes=int(service.limits.disk_megabytes * 2**20),
+        routes=UPLOAD_ROUTES,
+        retry_seconds=sweep_seconds,
+    )
+    # Other sites' pages read no answer unless allowed; Gradio's own CORS rules, which let
+    # any localhost origin read with credentials, stand aside when the app sets these.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(stream_limits.allowed_origins),
+        allow_methods=["GET", "POST"],
+    )
+    app.add_middleware(BrowserRules)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app
 
 
@@ -155,14 +191,16 @@ def mount_page(
 
     def closed() -> JSONResponse:
         """Gradio's API for programs calls the page's functions by name; here the page's one
-        function is the page's alone, and programs use `POST /predict`."""
+        function is the page's alone, and programs use `POST /predict`. Its schema (which
+        names Gradio's version) and its screen-recording converter, which the page does not
+        use and which keeps a copy of every upload, are closed too."""
         return error(404, "not found: programs use POST /predict")
 
-    for kind in ("call", "api"):
+    for route in ("call/{rest:path}", "api/{rest:path}", "openapi.json", "info",
+                  "process_recording"):  # fmt: skip
         app.add_api_route(
-            f"/gradio_api/{kind}/{{rest:path}}", closed, methods=["GET", "POST"],
-            include_in_schema=False,
-        )  # fmt: skip
+            f"/gradio_api/{route}", closed, methods=["GET", "POST"], include_in_schema=False
+        )
 
     app = gr.mount_gradio_app(
         app,
@@ -193,9 +231,12 @@ def mount_page(
 
     @page_app.exception_handler(TypeError)
     @page_app.exception_handler(ValueError)
+    @page_app.exception_handler(LookupError)
+    @page_app.exception_handler(AttributeError)
     async def malformed(_: Request, exc: Exception) -> JSONResponse:
         """Gradio's routes raise these on bodies of the wrong shape (an upload field that is no
-        file, a call without its arguments): the client's mistake, so 400, and no traceback."""
+        file, a call without its arguments, a function index the page does not have): the
+        client's mistake, so 400, and no traceback."""
         log.warning("refused a malformed page request (%s: %s)", type(exc).__name__, exc)
         return error(400, "malformed request")
 

@@ -2,14 +2,21 @@
 whatever route a request takes.
 
 - `BodyLimit`: no request body over the limit is read, with or without a Content-Length.
+- `UploadQuota`: the uploads kept on disk and those arriving share one quota of bytes.
 - `PagePaths`: a JSON body may name a file only if the server created it (page_files.py).
 - `MethodCheck`: a known route asked with the wrong method answers 405, not the page's 404.
+- `BrowserRules`: headers that keep other sites from framing the page or sniffing its files.
+
+Which hosts may be named in the Host header (DNS rebinding) and which other sites' pages may
+read answers (CORS) are Starlette's own middleware, set up in api.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -106,6 +113,10 @@ class PagePaths:
             named = list(paths_in(json.loads(body or b"null")))
         except ValueError:  # not JSON: the route answers for itself
             named = []
+        except RecursionError:  # nested deeper than the parser goes: no route could read it
+            return await error(400, "malformed request: JSON nested too deeply")(
+                scope, receive, send
+            )
         refused = not all(self.files.allows(p) for p in named)
         if refused:
             log.warning("refused a request naming a file the server did not create")
@@ -116,16 +127,19 @@ class PagePaths:
 
 
 def paths_in(value: Any) -> Iterator[str]:
-    """Every value under a "path" key, at any depth (Gradio's FileData and anything like it)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "path" and not isinstance(item, dict | list):
-                yield str(item)
-            else:
-                yield from paths_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from paths_in(item)
+    """Every value under a "path" key, at any depth (Gradio's FileData and anything like it);
+    a loop, not recursion, so no nesting depth can overflow the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if key == "path" and not isinstance(inner, dict | list):
+                    yield str(inner)
+                else:
+                    pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
@@ -154,3 +168,108 @@ class MethodCheck:
                 response = error(405, "method not allowed", allow=", ".join(allow))
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+class UploadQuota:
+    """The disk that uploads may take, shared by every client: the page's kept files plus the
+    bodies of the requests in progress on `routes` (an upload to `/predict` sits in a temporary
+    file until its answer is sent). An upload that would pass `max_bytes` gets 429 with a
+    Retry-After of `retry_seconds` (when the sweep frees room), refused on its Content-Length
+    or counted as it streams in, so no client can fill the disk."""
+
+    USED_SECONDS = 1.0  # how long a count of the page folder's bytes is reused mid-upload
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        files: PageFiles,
+        max_bytes: int,
+        routes: tuple[str, ...],
+        retry_seconds: float,
+    ) -> None:
+        self.app = app
+        self.files = files
+        self.max_bytes = max_bytes
+        self.routes = routes
+        self.retry = str(int(retry_seconds))
+        self.held = 0
+        self._used = (-math.inf, 0)
+
+    def full(self, adding: int) -> bool:
+        counted_at, used = self._used
+        if time.monotonic() - counted_at > self.USED_SECONDS:  # a folder walk, once a second
+            used = self.files.used_bytes()
+            self._used = (time.monotonic(), used)
+        return used + self.held + adding > self.max_bytes
+
+    def refusal(self) -> JSONResponse:
+        megabytes = self.max_bytes / 2**20
+        detail = f"the server's upload space ({megabytes:g} MB) is full: try again later"
+        return error(429, detail, **{"retry-after": self.retry})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.routes:
+            return await self.app(scope, receive, send)
+        length = header(scope, b"content-length")
+        if self.full(int(length) if length.isdigit() else 0):
+            return await self.refusal()(scope, receive, send)
+        counted, started, refused = 0, False, False
+
+        async def counted_receive() -> Message:
+            nonlocal counted, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                size = len(message.get("body", b""))
+                if self.full(size):
+                    refused = True
+                    if not started:
+                        await self.refusal()(scope, receive, send)
+                    return {"type": "http.disconnect"}
+                counted += size
+                self.held += size
+            return message
+
+        async def sent(message: Message) -> None:
+            nonlocal started
+            if not refused:
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, sent)
+        except Exception:
+            if not refused:
+                raise
+        finally:
+            self.held -= counted
+            self._used = (-math.inf, 0)  # what it kept is on disk now: count again
+
+
+class BrowserRules:
+    """Every HTTP answer tells browsers not to guess content types and not to show the page
+    inside another site's frame (clickjacking)."""
+
+    HEADERS = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", b"frame-ancestors 'none'"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_rules(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in self.HEADERS}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + self.HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, with_rules)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -38,12 +40,18 @@ RATES = (8000, 96000)  # accepted client sample rates, resampled to the model's
 
 @dataclass(frozen=True)
 class StreamLimits:
-    """conf/serve.yaml `stream:`."""
+    """conf/serve.yaml `stream:`. A stream is a live microphone: after `grace_seconds` it must
+    have sent at least `min_realtime` seconds of audio per second of wall-clock time, so a
+    socket that trickles bytes gives its slot up, and no stream outlasts
+    `grace_seconds + max_seconds / min_realtime` of wall-clock time."""
 
     max_streams: int = 16
+    max_per_client: int = 4
     max_seconds: float = 3600.0
     max_frame_bytes: int = 256 * 1024
     idle_seconds: float = 30.0
+    min_realtime: float = 0.5
+    grace_seconds: float = 10.0
     allowed_origins: Sequence[str] = ()
 
 
@@ -115,6 +123,8 @@ class Samples:
             samples /= 32768.0
         elif not np.isfinite(samples).all():
             raise Refused(1007, "samples must be finite numbers")
+        else:  # full scale, as files are decoded: one loud frame cannot silence the rest
+            np.clip(samples, -1.0, 1.0, out=samples)
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(samples, last=last)
         return samples
@@ -124,7 +134,7 @@ def read_text(text: str) -> dict:
     """A client's text message: options, or the end of its stream."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         message = None
     if not isinstance(message, dict) or message.get("type", "options") not in ("options", "end"):
         raise Refused(1007, 'text messages are JSON: options, or {"type": "end"}')
@@ -165,6 +175,7 @@ class LiveStreams:
         self.limits = limits
         self.queue = WindowQueue(service)
         self.open = 0
+        self.per_client: Counter[str] = Counter()
 
     def ready(self) -> dict:
         limits = self.limits
@@ -185,11 +196,18 @@ class LiveStreams:
                 raise Refused(1008, "streams from other sites are not allowed")
             if self.open >= self.limits.max_streams:
                 raise Refused(1013, f"{self.limits.max_streams} streams are open: try again later")
+            client = socket.client.host if socket.client else ""
+            if self.per_client[client] >= self.limits.max_per_client:
+                raise Refused(1013, f"{self.limits.max_per_client} streams of this client are open")
             self.open += 1
+            self.per_client[client] += 1
             try:
                 await self._run(socket)
             finally:
                 self.open -= 1
+                self.per_client[client] -= 1
+                if not self.per_client[client]:
+                    del self.per_client[client]
         except Refused as refused:
             log.info("stream closed: %s", refused.reason)
             await self._close(socket, refused.code, refused.reason, error=True)
@@ -216,6 +234,7 @@ class LiveStreams:
         samples = Samples(model_rate, "pcm16", model_rate, self.limits.max_frame_bytes)
         started = False
         limit = int(self.limits.max_seconds * model_rate)
+        opened = time.monotonic()
         while True:
             try:
                 message = await asyncio.wait_for(socket.receive(), self.limits.idle_seconds)
@@ -223,6 +242,7 @@ class LiveStreams:
                 raise Refused(1008, f"no audio for {self.limits.idle_seconds:g} s") from None
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
+            self._keeps_pace(stream.received / model_rate, time.monotonic() - opened)
             if message.get("bytes") is not None:
                 started = True
                 audio = samples(message["bytes"])
@@ -245,6 +265,19 @@ class LiveStreams:
             rate, fmt = options(text, model_rate)
             samples = Samples(rate, fmt, model_rate, self.limits.max_frame_bytes)
             await socket.send_json({"type": "options", "sample_rate": rate, "format": fmt})
+
+    def _keeps_pace(self, audio_seconds: float, wall_seconds: float) -> None:
+        """Refused (1008) once past the grace, a stream behind `min_realtime`."""
+        limits = self.limits
+        if wall_seconds > limits.grace_seconds and audio_seconds < limits.min_realtime * (
+            wall_seconds - limits.grace_seconds
+        ):
+            raise Refused(
+                1008,
+                f"{audio_seconds:.1f} s of audio in {wall_seconds:.0f} s: a stream sends at "
+                f"least {limits.min_realtime:g} s of audio a second after its first "
+                f"{limits.grace_seconds:g} s",
+            )
 
     async def _send(self, socket: WebSocket, items: list) -> None:
         audio = windows_of(items)

@@ -3,8 +3,7 @@
 // current emotion, its probabilities, the last minute as a timeline with speech shaded, and a
 // list of the windows. Runs as the gr.HTML's js_on_load, so `element` is the tab's HTML.
 const classes = JSON.parse(element.querySelector("#live").dataset.classes);
-const colours = ["#d62728", "#8c564b", "#9467bd", "#ff7f0e", "#7f7f7f", "#1f77b4",
-                 "#2ca02c", "#e377c2", "#bcbd22", "#17becf"];
+const colours = JSON.parse(element.querySelector("#live").dataset.colours);  // emotions.py's
 const $ = (id) => element.querySelector("#" + id);
 const button = $("live-start"), status = $("live-status"), list = $("live-windows");
 const canvas = $("live-timeline"), bars = $("live-bars");
@@ -15,28 +14,40 @@ let regions = [], windows = [], heard = 0, rate = 48000;
 for (const [i, name] of classes.entries()) {
   bars.insertAdjacentHTML("beforeend",
     `<div class="live-row"><span>${name}</span><div class="live-track">` +
-    `<div class="live-bar" id="live-p-${name}" style="background:${colours[i % 10]}"></div>` +
+    `<div class="live-bar" id="live-p-${name}" style="background:${colours[i]}"></div>` +
     `</div><span class="live-value" id="live-v-${name}"></span></div>`);
 }
 
+const AXIS = 18;  // pixels under the rows for the time axis
+const TICK = 10;  // seconds between its marks
+
 function draw() {
-  const g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
+  const g = canvas.getContext("2d"), w = canvas.width, h = canvas.height - AXIS;
   const now = Math.max(heard, SPAN), x = (t) => w * (t - (now - SPAN)) / SPAN;
   const row = h / classes.length;
-  g.clearRect(0, 0, w, h);
+  g.clearRect(0, 0, w, canvas.height);
   g.fillStyle = "#e8e8e8";
   for (const r of regions) g.fillRect(x(r.start), 0, x(r.end ?? heard) - x(r.start), h);
   for (const e of windows) {
     const i = classes.indexOf(e.label);
     g.globalAlpha = 0.35 + 0.65 * e.confidence;
-    g.fillStyle = colours[i % 10];
+    g.fillStyle = colours[i];
     g.fillRect(x(e.start), i * row + 2, Math.max(2, x(e.end) - x(e.start)), row - 4);
   }
   g.globalAlpha = 1;
   g.fillStyle = "#444";
+  g.strokeStyle = "#999";
   g.font = "11px sans-serif";
   classes.forEach((name, i) => g.fillText(name, 4, i * row + row / 2 + 4));
-  g.fillText(`last ${SPAN} s`, w - 60, h - 4);
+  g.beginPath();  // the time axis: seconds since Start, a mark every TICK s
+  g.moveTo(0, h + 0.5);
+  g.lineTo(w, h + 0.5);
+  for (let t = Math.ceil((now - SPAN) / TICK) * TICK; t <= now; t += TICK) {
+    g.moveTo(x(t) + 0.5, h);
+    g.lineTo(x(t) + 0.5, h + 4);
+    g.fillText(`${t} s`, Math.min(Math.max(x(t) - 8, 0), w - 30), h + 15);
+  }
+  g.stroke();
 }
 
 function show(event) {

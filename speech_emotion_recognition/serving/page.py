@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from speech_emotion_recognition.emotions import colours
 from speech_emotion_recognition.plots import timeline_figure
 from speech_emotion_recognition.serving.service import EmotionService, UploadError
 
@@ -68,13 +69,14 @@ def describe(service: EmotionService) -> str:
 def live_tab(names: Sequence[str]) -> gr.HTML:
     """The microphone, live: what the tab shows is drawn by live_tab.js from `/stream`'s events."""
     html = (
-        f"<div id='live' data-classes='{json.dumps(list(names))}'>"
+        f"<div id='live' data-classes='{json.dumps(list(names))}' "
+        f"data-colours='{json.dumps(colours(names))}'>"
         "<p>Speak and watch: each window of speech is labelled as soon as it is heard "
         "(a short phrase about a second after it ends). Audio goes to this server only.</p>"
         "<button id='live-start' class='lg primary'>Start</button> "
         "<span id='live-status'>Press Start and allow the microphone.</span>"
         "<div id='live-label' class='live-label'>–</div><div id='live-bars'></div>"
-        "<canvas id='live-timeline' width='1000' height='180'></canvas>"
+        "<canvas id='live-timeline' width='1000' height='200'></canvas>"
         "<ol id='live-windows'></ol></div>"
     )
     return gr.HTML(html, js_on_load=LIVE_JS, css_template=LIVE_CSS, elem_id="live-tab")
@@ -120,4 +122,6 @@ def build_page(service: EmotionService, examples: Sequence[str] = ()) -> gr.Bloc
             live_tab(names)
         # The page's own endpoint, not a public one: programs use POST /predict.
         button.click(predict, inputs=audio, outputs=[label, timeline], api_visibility="private")
-    return page
+    # Queued functions answer only through the queue, as the page calls them: Gradio's direct
+    # route (/gradio_api/run/predict) would otherwise run Predict for any program.
+    return page.queue(api_open=False)

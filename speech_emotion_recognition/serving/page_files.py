@@ -11,6 +11,7 @@ when complete, so a top-level file that has not grown for `partial_age_seconds` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -40,6 +41,14 @@ class PageFiles:
             return real.is_relative_to(self.root.resolve()) and real.is_file()
         except (OSError, ValueError):  # a NUL byte, a name too long: nothing to open
             return False
+
+    def used_bytes(self) -> int:
+        """What the folder's files take on disk now (uploads in progress included)."""
+        used = 0
+        for path in self.root.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # swept or moved meanwhile
+                used += path.lstat().st_size if path.is_file() else 0
+        return used
 
     def sweep(self, now: float | None = None) -> int:
         """Delete expired uploads, abandoned partial uploads and then empty folders; returns

@@ -49,8 +49,11 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Limits:
+    """conf/serve.yaml `limits:`: per upload, and the disk all uploads share (guard.py)."""
+
     max_seconds: float = 600.0
     max_megabytes: float = 50.0
+    disk_megabytes: float = 1024.0
 
     @property
     def max_bytes(self) -> int:
