@@ -39,7 +39,7 @@ data: setup
 data-multi: data
 	$(VENV)/bin/dvc pull data/TESS.dvc data/URDU.dvc
 	@test -d data/CREMA-D/AudioWAV || { echo "data/CREMA-D/AudioWAV is missing: run" \
-		"$(PY) scripts/download_cremad.py, or source_dir=DIR to import a copy"; exit 1; }
+		"$(PY) scripts/download_corpus.py corpus=cremad, or add source_dir=DIR to import a copy"; exit 1; }
 
 # The default release's recipe (ser-mid-multi): the mid-size CPU model on CREMA-D + RAVDESS + TESS.
 train: data-multi

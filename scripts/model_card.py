@@ -127,6 +127,7 @@ def card(cfg: DictConfig) -> str:
             + ONNX_KINDS.get(onnx.suffixes[-2] if len(onnx.suffixes) > 1 else "", "")
             + " |"
             for onnx in sorted(weights.parent.glob(f"{name}*.onnx"))
+            if onnx.name.split(".")[0] == name  # not another release whose name starts so
         ),
         "",
         "## Architecture",

@@ -1,4 +1,6 @@
-"""The CREMA-D downloader against a Git LFS server on 127.0.0.1 started by the test."""
+"""The corpus importer (scripts/download_corpus.py) against servers on 127.0.0.1 started by the
+test: plain files (nEMO's repository), Git LFS objects (CREMA-D's), and local copies with
+missing, truncated and altered files."""
 
 import hashlib
 import json
@@ -11,59 +13,57 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from omegaconf import OmegaConf
 
-from scripts.download_cremad import download, import_local, parse_pointer
+from scripts.download_corpus import download, import_local, read_file_list
 from speech_emotion_recognition import PROJECT_ROOT
 
 CLIPS = {f"AudioWAV/10{i:02d}_DFA_ANG_XX.wav": bytes([i]) * (3000 + 100 * i) for i in range(4)}
 CORRUPT = "AudioWAV/1003_DFA_ANG_XX.wav"
-METADATA = {
-    "VideoDemographics.csv": b'"ActorID","Age","Sex"\n1000,30,"Male"\n',
-    "processedResults/tabulatedVotes.csv": b'"fileName","emoVote"\n"1000_DFA_ANG_XX","A"\n',
+METADATA = {  # where the target keeps it: where the repository keeps it, and its content
+    "VideoDemographics.csv": ("VideoDemographics.csv", b'"ActorID","Age","Sex"\n1000,30,"M"\n'),
+    "tabulatedVotes.csv": (
+        "processedResults/tabulatedVotes.csv",
+        b'"fileName","emoVote"\n"1000_DFA_ANG_XX","A"\n',
+    ),
 }
+OFFICIAL = {**CLIPS, **{path: content for path, (_, content) in METADATA.items()}}
 
 
-def pointer_text(content: bytes) -> str:
-    oid = hashlib.sha256(content).hexdigest()
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(content)}\n"
+class CorpusServer(BaseHTTPRequestHandler):
+    """A repository: plain files below /raw/ (audio as LFS objects below /objects/ when
+    `lfs`), an LFS batch endpoint; `CORRUPT` is served altered."""
 
-
-class LfsServer(BaseHTTPRequestHandler):
     objects = {hashlib.sha256(c).hexdigest(): (p, c) for p, c in CLIPS.items()}
+    lfs = True
     hits: Counter = Counter()
     ranges: list = []
 
     def log_message(self, *args):
         pass
 
-    def reply(self, body: bytes, status: int = 200, headers: dict | None = None):
+    def reply(self, body: bytes, status: int = 200):
         self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def serve(self, path: str, content: bytes) -> None:
+        type(self).hits[path] += 1
+        if path == CORRUPT:
+            content = b"x" * len(content)
+        if "Range" in self.headers:
+            type(self).ranges.append((path, self.headers["Range"]))
+            self.reply(content[int(self.headers["Range"].split("=")[1].rstrip("-")) :], 206)
+        else:
+            self.reply(content)
+
     def do_GET(self):
-        if self.path.startswith("/tree"):
-            paths = [*CLIPS, *METADATA, "README.md"]
-            self.reply(json.dumps({"tree": [{"path": p, "type": "blob"} for p in paths]}).encode())
-        elif self.path.startswith("/raw/"):
-            path = self.path.removeprefix("/raw/")
-            body = pointer_text(CLIPS[path]).encode() if path in CLIPS else METADATA.get(path)
-            self.reply(body) if body else self.reply(b"", 404)
-        elif self.path.startswith("/objects/"):
-            oid = self.path.removeprefix("/objects/")
-            path, content = self.objects[oid]
-            type(self).hits[path] += 1
-            if path == CORRUPT:
-                content = b"x" * len(content)
-            start = 0
-            if "Range" in self.headers:
-                type(self).ranges.append((path, self.headers["Range"]))
-                start = int(self.headers["Range"].split("=")[1].rstrip("-"))
-                self.reply(content[start:], 206)
-            else:
-                self.reply(content)
+        plain = {remote: content for remote, content in METADATA.values()}
+        if not self.lfs:
+            plain.update(CLIPS)
+        if self.path.startswith("/raw/") and self.path[5:] in plain:
+            self.serve(self.path[5:], plain[self.path[5:]])
+        elif self.path.startswith("/objects/") and self.lfs:
+            self.serve(*self.objects[self.path.removeprefix("/objects/")])
         else:
             self.reply(b"", 404)
 
@@ -77,11 +77,13 @@ class LfsServer(BaseHTTPRequestHandler):
         self.reply(json.dumps({"objects": objects}).encode())
 
 
-@pytest.fixture
-def server():
-    LfsServer.hits.clear()
-    LfsServer.ranges.clear()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LfsServer)
+@pytest.fixture(params=["lfs", "plain"])
+def server(request):
+    """The same corpus from a repository with Git LFS (CREMA-D's) and with plain files (nEMO's)."""
+    CorpusServer.hits.clear()
+    CorpusServer.ranges.clear()
+    CorpusServer.lfs = request.param == "lfs"
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), CorpusServer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -95,29 +97,29 @@ def closed_port() -> int:
 
 
 def source(base: str, name: str = "local") -> dict:
-    return {
-        "name": name,
-        "listing": "github",
-        "tree_url": f"{base}/tree",
-        "raw_url": f"{base}/raw",
-        "lfs_batch_url": f"{base}/lfs/objects/batch",
-    }
+    remote = {path: where for path, (where, _) in METADATA.items() if where != path}
+    lfs = {"lfs_batch_url": f"{base}/lfs/objects/batch", "lfs_prefix": "AudioWAV/"}
+    return {"name": name, "raw_url": f"{base}/raw", "remote_paths": remote,
+            **(lfs if CorpusServer.lfs else {})}  # fmt: skip
 
 
-def config(target, *sources, **extra):
-    base = OmegaConf.load(PROJECT_ROOT / "conf" / "download_cremad.yaml")
+def file_list(path, files: dict[str, bytes]) -> str:
+    """A corpus's official list (data/<name>.files.csv) for these files."""
+    rows = ["path,sha256,bytes"] + [
+        f"{name},{hashlib.sha256(c).hexdigest()},{len(c)}" for name, c in files.items()
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def config(tmp_path, *sources, **extra):
+    base = OmegaConf.load(PROJECT_ROOT / "conf" / "download_corpus.yaml")
     base.pop("defaults")
-    return OmegaConf.merge(
-        base,
-        {
-            "target": str(target),
-            "sources": list(sources),
-            "timeout_s": 5,
-            "jobs": 2,
-            "batch_size": 2,
-            **extra,
-        },
-    )
+    files = file_list(tmp_path / "files.csv", OFFICIAL)
+    corpus = {"id": "fake", "name": "FAKE", "target": str(tmp_path / "FAKE"), "file_list": files,
+              "sources": list(sources)}  # fmt: skip
+    settings = {"timeout_s": 5, "jobs": 2, "batch_size": 2, "corpus": corpus}
+    return OmegaConf.merge(base, settings, extra)
 
 
 @pytest.fixture(autouse=True)
@@ -126,15 +128,8 @@ def no_kaggle(monkeypatch, tmp_path):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
 
 
-def test_pointer_parsing():
-    pointer = parse_pointer("a.wav", pointer_text(b"abc"))
-    assert pointer.size == 3
-    assert pointer.oid == hashlib.sha256(b"abc").hexdigest()
-    assert parse_pointer("a.csv", "a,b\n1,2\n") is None
-
-
 def test_verified_download_falls_back_reports_corruption_and_resumes(server, tmp_path, caplog):
-    target = tmp_path / "CREMA-D"
+    target = tmp_path / "FAKE"
     dead = source(f"http://127.0.0.1:{closed_port()}", "dead")
     good_path = "AudioWAV/1002_DFA_ANG_XX.wav"
     partial = target / ".partial" / good_path
@@ -142,88 +137,69 @@ def test_verified_download_falls_back_reports_corruption_and_resumes(server, tmp
     partial.write_bytes(CLIPS[good_path][:1000])  # an interrupted earlier run
 
     with caplog.at_level(logging.INFO):
-        status = download(config(target, dead, source(server)))
+        status = download(config(tmp_path, dead, source(server)))
     assert status == 1  # the corrupted clip is missing
-    for path, content in CLIPS.items():
+    for path, content in OFFICIAL.items():
         if path == CORRUPT:
             assert not (target / path).exists()
         else:
             assert (target / path).read_bytes() == content
-    assert (target / "VideoDemographics.csv").read_bytes() == METADATA["VideoDemographics.csv"]
-    assert (target / "tabulatedVotes.csv").is_file()
-    assert LfsServer.hits[CORRUPT] == 3  # retried, then reported
-    assert (good_path, "bytes=1000-") in LfsServer.ranges
+    assert CorpusServer.hits[CORRUPT] == 3  # retried, then reported
+    assert (good_path, "bytes=1000-") in CorpusServer.ranges
     log = caplog.text
     assert "dead failed" in log
     assert f"{CORRUPT}: checksum or size mismatch" in log
-    assert "3 of 4 clips verified" in log
+    assert "5 of 6 official files verified" in log
+    assert "corpus=fake source_dir=DIR" in log
     assert not list((target / ".partial").rglob("*.wav"))
 
-    hits_before = LfsServer.hits.copy()
-    status = download(config(target, source(server)))
-    assert status == 1
-    downloaded_again = LfsServer.hits - hits_before
+    hits_before = CorpusServer.hits.copy()
+    assert download(config(tmp_path, source(server))) == 1
+    downloaded_again = CorpusServer.hits - hits_before
     assert set(downloaded_again) == {CORRUPT}  # the verified files are not fetched again
 
 
 def test_complete_download_exits_zero(server, tmp_path, monkeypatch):
-    clean = {k: v for k, v in CLIPS.items() if k != CORRUPT}
-    monkeypatch.setattr("tests.test_download.CLIPS", clean)
-    status = download(config(tmp_path / "CREMA-D", source(server)))
-    assert status == 0
-    assert len(list((tmp_path / "CREMA-D" / "AudioWAV").glob("*.wav"))) == 3
+    monkeypatch.setattr("tests.test_download.CORRUPT", "none")
+    assert download(config(tmp_path, source(server))) == 0
+    assert len(list((tmp_path / "FAKE" / "AudioWAV").glob("*.wav"))) == 4
 
 
 def test_no_network_is_a_clear_failure(tmp_path, caplog):
-    target = tmp_path / "CREMA-D"
     dead = source(f"http://127.0.0.1:{closed_port()}", "dead")
     with caplog.at_level(logging.INFO):
-        assert download(config(target, dead)) == 1
-    assert "No source could list the corpus" in caplog.text
-    assert "cannot fetch" in caplog.text
-    assert not (target / "AudioWAV").exists()
-
-
-def file_list(path, files: dict[str, bytes]) -> str:
-    """The carried official list (data/CREMA-D.files.csv) for these files."""
-    rows = ["file,sha256,bytes,kind"] + [
-        f"{name.split('/')[-1]},{hashlib.sha256(c).hexdigest()},{len(c)},"
-        f"{'audio' if name.startswith('AudioWAV/') else 'metadata'}"
-        for name, c in files.items()
-    ]
-    path.write_text("\n".join(rows) + "\n")
-    return str(path)
+        assert download(config(tmp_path, dead)) == 1
+    assert "cannot fetch" in caplog.text and "Rerun to resume" in caplog.text
+    assert not (tmp_path / "FAKE" / "AudioWAV").exists()
 
 
 def test_import_of_a_local_copy_takes_only_verified_files(tmp_path, caplog):
-    official = {**CLIPS, "VideoDemographics.csv": METADATA["VideoDemographics.csv"]}
-    source = tmp_path / "unzipped" / "archive"  # an unzipped download keeps its own folders
-    (source / "AudioWAV").mkdir(parents=True)
+    """A missing, a truncated and an altered file are named and not imported."""
+    source_dir = tmp_path / "unzipped" / "archive"  # an unzipped download keeps its own folders
+    (source_dir / "AudioWAV").mkdir(parents=True)
     names = sorted(CLIPS)
     for name in names[1:]:  # the first is missing
-        (source / name).write_bytes(CLIPS[name])
-    (source / "VideoDemographics.csv").write_bytes(METADATA["VideoDemographics.csv"])
+        (source_dir / name).write_bytes(CLIPS[name])
+    (source_dir / "VideoDemographics.csv").write_bytes(METADATA["VideoDemographics.csv"][1])
+    (source_dir / "tabulatedVotes.csv").write_bytes(METADATA["tabulatedVotes.csv"][1])
     truncated, altered = names[1], names[2]
-    (source / truncated).write_bytes(CLIPS[truncated][:-10])
-    (source / altered).write_bytes(b"\1" + CLIPS[altered][1:])
-    target = tmp_path / "CREMA-D"
-    cfg = OmegaConf.create(
-        {"source_dir": str(tmp_path / "unzipped"), "target": str(target),
-         "file_list": file_list(tmp_path / "files.csv", official)}
-    )  # fmt: skip
+    (source_dir / truncated).write_bytes(CLIPS[truncated][:-10])
+    (source_dir / altered).write_bytes(b"\1" + CLIPS[altered][1:])
+    cfg = config(tmp_path, source_dir=str(tmp_path / "unzipped"))
+    target = tmp_path / "FAKE"
     with caplog.at_level(logging.INFO):
-        assert import_local(cfg) == 1
-    for name in (names[0], truncated, altered):
-        assert not (target / name).exists(), f"{name} was imported unverified"
-        assert name in caplog.text
-    assert "missing from the source folder" in caplog.text
-    assert "differs from the official file" in caplog.text
+        status = import_local(cfg)
+    imported_bad = [n for n in (truncated, altered) if (target / n).exists()]
+    assert status == 1 and not imported_bad and not (target / names[0]).exists()
+    assert f"{names[0]}: missing from the source folder" in caplog.text
+    assert f"{truncated}: " in caplog.text and "(truncated:" in caplog.text
+    assert f"{altered}: " in caplog.text and "(altered:" in caplog.text
     assert (target / names[3]).read_bytes() == CLIPS[names[3]]
     assert (target / "VideoDemographics.csv").is_file()
     assert not list((target / ".partial").rglob("*.wav"))
 
     for name in names[:3]:
-        (source / name).write_bytes(CLIPS[name])
+        (source_dir / name).write_bytes(CLIPS[name])
     assert import_local(cfg) == 0
     stamps = {p: p.stat().st_mtime_ns for p in target.rglob("*.wav")}
     caplog.clear()
@@ -233,8 +209,14 @@ def test_import_of_a_local_copy_takes_only_verified_files(tmp_path, caplog):
     assert stamps == {p: p.stat().st_mtime_ns for p in target.rglob("*.wav")}
 
 
-def test_the_carried_file_list_is_the_official_corpus():
-    rows = (PROJECT_ROOT / "data" / "CREMA-D.files.csv").read_text().splitlines()[1:]
-    audio = [r for r in rows if r.endswith(",audio")]
-    assert len(audio) == 7442
-    assert sum(int(r.split(",")[2]) for r in audio) == 605_899_936
+@pytest.mark.parametrize(
+    ("corpus", "audio", "audio_bytes", "other"),
+    [("CREMA-D", 7442, 605_899_936, {"VideoDemographics.csv", "tabulatedVotes.csv"}),
+     ("nEMO", 4481, None, {"data.tsv"})],
+)  # fmt: skip
+def test_the_carried_file_lists_are_the_official_corpora(corpus, audio, audio_bytes, other):
+    files = read_file_list(PROJECT_ROOT / "data" / f"{corpus}.files.csv")
+    wavs = [f for f in files if f.path.endswith(".wav")]
+    assert len(wavs) == audio and {f.path for f in files if f not in wavs} == other
+    assert audio_bytes is None or sum(f.size for f in wavs) == audio_bytes
+    assert len({f.path for f in files}) == len(files)

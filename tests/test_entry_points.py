@@ -52,23 +52,22 @@ def test_export_writes_onnx_and_int8_and_exits_0(small_checkpoint, tmp_path):
 
 def test_download_from_a_dead_source_exits_1_with_what_to_do(tmp_path):
     dead = "http://127.0.0.1:9"
-    source = (f"[{{name: dead, listing: github, tree_url: '{dead}/tree', raw_url: '{dead}/raw', "
-              f"lfs_batch_url: '{dead}/lfs'}}]")  # fmt: skip
-    result = run_script("scripts/download_cremad.py", f"target={tmp_path / 'CREMA-D'}",
-                        f"sources={source}", tmp_path=tmp_path)  # fmt: skip
+    result = run_script("scripts/download_corpus.py", "corpus=nemo",
+                        f"corpus.target={tmp_path / 'nEMO'}", f"corpus.sources=[{{name: dead, "
+                        f"raw_url: '{dead}'}}]", "attempts=1", tmp_path=tmp_path)  # fmt: skip
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "No source could list the corpus" in result.stderr
-    assert "Rerun to resume" in result.stderr
-    assert not list((tmp_path / "CREMA-D").glob("AudioWAV/*.wav"))
+    assert "dead failed: cannot fetch" in result.stderr
+    assert "Rerun to resume" in result.stderr and "corpus=nemo source_dir=DIR" in result.stderr
+    assert not list((tmp_path / "nEMO").glob("samples/*.wav"))
 
 
-def test_importing_crema_d_from_a_folder_runs_from_a_plain_shell(tmp_path):
+def test_importing_a_corpus_from_a_folder_runs_from_a_plain_shell(tmp_path):
     """The command `make data-multi` prints must work without the package imported first
     (it sets PROJECT_ROOT, which the configs resolve every path from)."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = run_script("scripts/download_cremad.py", f"source_dir={empty}",
-                        f"target={tmp_path / 'CREMA-D'}", tmp_path=tmp_path)  # fmt: skip
+    result = run_script("scripts/download_corpus.py", "corpus=cremad", f"source_dir={empty}",
+                        f"corpus.target={tmp_path / 'CREMA-D'}", tmp_path=tmp_path)  # fmt: skip
     assert result.returncode == 1, result.stderr[-2000:]
     assert "PROJECT_ROOT" not in result.stderr and "Traceback" not in result.stderr
     assert "missing from the source folder" in result.stderr

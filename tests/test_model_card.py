@@ -7,6 +7,7 @@ from scripts.model_card import (
     _device_augmentations,
     _left_out,
     _worker_augmentations,
+    card,
 )
 from tests.conftest import compose_config
 
@@ -60,3 +61,9 @@ def test_card_groups_left_out_runs_by_corpus_and_keeps_them_out_of_the_spread(tm
     assert "| cremad | 2 | 0.300 (seed 42), 0.340 (seed 43) | **0.320 ± 0.028** |" in left_out
     assert "| ravdess | 1 | 0.450 (seed 42) | **0.450** |" in left_out
     assert _left_out(tmp_path / "none") == []
+
+
+def test_a_card_lists_only_its_own_release_files(tmp_path):
+    """ser-small-multi's card listed ser-small-multi-v2.onnx, a file of another release."""
+    text = card(compose_config("model_card", tmp_path, ["release=ser-small-multi"]))
+    assert "ser-small-multi.onnx" in text and "ser-small-multi-v2.onnx" not in text

@@ -17,10 +17,15 @@ from speech_emotion_recognition.preprocessing import audio_files
 log = logging.getLogger(__name__)
 
 DATA_HINT = "Run `dvc pull` in the repository root (RAVDESS), or see README.md > Data."
-CREMAD_HINT = (
-    "Get it with `python scripts/download_cremad.py`, or import a copy already on this machine "
-    "with `python scripts/download_cremad.py source_dir=DIR` (README.md > CREMA-D)."
-)
+
+
+def download_hint(corpus: str) -> str:
+    """How to get a corpus that is not on the DVC remote (scripts/download_corpus.py)."""
+    command = f"python scripts/download_corpus.py corpus={corpus}"
+    return (
+        f"Get it with `{command}`, or import a copy already on this machine with "
+        f"`{command} source_dir=DIR` (README.md > Data)."
+    )
 
 
 def _require_dir(root: str | Path, hint: str = DATA_HINT) -> Path:
@@ -86,7 +91,7 @@ def cremad(
     beside AudioWAV/) unless given. `label="perceived"` uses the crowd's majority vote instead
     of the acted emotion.
     """
-    root = _require_dir(root, CREMAD_HINT)
+    root = _require_dir(root, download_hint("cremad"))
     demographics = demographics or _beside(root, "VideoDemographics.csv")
     votes = votes or _beside(root, "tabulatedVotes.csv")
     sexes: dict[str, str] = {}
@@ -99,7 +104,8 @@ def cremad(
     if label == "perceived":
         if not votes or not Path(votes).is_file():
             raise FileNotFoundError(
-                f"data.label=perceived needs tabulatedVotes.csv beside {root}. {CREMAD_HINT}"
+                f"data.label=perceived needs tabulatedVotes.csv beside {root}. "
+                + download_hint("cremad")
             )
         perceived = perceived_labels(votes, votes_id_prefix)
     clips = []
