@@ -51,11 +51,12 @@ def folder_corpus(
 
 
 def named_corpora(root: Path, speakers_per_sex: int = 3, seconds: float = 0.6) -> Path:
-    """Tiny CREMA-D, RAVDESS, TESS and URDU trees named as the real corpora, one clip per
-    speaker and class.
+    """Tiny CREMA-D, RAVDESS, TESS, URDU and nEMO trees named as the real corpora, one clip
+    per speaker and class.
 
     CREMA-D: actors 1001..1000+2n (odd male, even female, in VideoDemographics.csv); RAVDESS:
-    actors 1..2n (odd male, even female); TESS: OAF and YAF; URDU: SM1.., SF1.. .
+    actors 1..2n (odd male, even female); TESS: OAF and YAF; URDU: SM1.., SF1..; nEMO: M10..,
+    F10.. at 24 kHz (sex in data.tsv), its five emotions of the six and "surprised".
     """
     rng = np.random.default_rng(0)
     rate = 16000
@@ -88,4 +89,14 @@ def named_corpora(root: Path, speakers_per_sex: int = 3, seconds: float = 0.6) -
             for label, (folder, letter) in urdu.items():
                 name = f"S{sex}{speaker}_F1_{letter}{speaker:02d}.flac"
                 write(root / "URDU" / folder / name, clip(label), rate)
+    nemo = {0: "anger", 2: "fear", 3: "happiness", 4: "neutral", 5: "sadness", 1: "surprised"}
+    table = ["file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"]
+    for sex, gender in (("M", "male"), ("F", "female")):
+        for speaker in range(1, speakers_per_sex + 1):
+            for label, emotion in nemo.items():
+                name = f"{sex}{speaker}0_{emotion}_{speaker}.wav"
+                audio = tone(CLASS_PITCH_HZ[label], seconds, 24000, rng)
+                write(root / "nEMO" / "samples" / name, audio, 24000)
+                table.append(f"{name}\t{emotion}\tTak.\ttak\t    {sex}{speaker}0\t{gender}\t30")
+    (root / "nEMO" / "data.tsv").write_text("\n".join(table) + "\n", encoding="utf-8")
     return root

@@ -14,7 +14,7 @@ from speech_emotion_recognition.data import cache as data_cache
 from speech_emotion_recognition.data import corpora, datamodule
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
-from speech_emotion_recognition.data.corpora import cremad, emodb, folder, ravdess, tess, urdu
+from speech_emotion_recognition.data.corpora import cremad, emodb, folder, nemo, ravdess, tess, urdu
 from speech_emotion_recognition.data.splits import (
     split_by_speaker,
     split_corpora,
@@ -250,6 +250,37 @@ def test_tess_and_urdu_parsers_read_speaker_sex_and_label(tmp_path):
     assert all(c.label[0].upper() == Path(c.path).stem[-3] for c in urdu_clips)
 
 
+def test_nemo_parser_maps_its_emotion_names_and_reads_sex_from_data_tsv(tmp_path, caplog):
+    root = named_corpora(tmp_path, speakers_per_sex=2)
+    clips = nemo(root / "nEMO" / "samples")
+    assert {c.speaker: c.sex for c in clips} == {
+        "nemo_M10": "M", "nemo_M20": "M", "nemo_F10": "F", "nemo_F20": "F"
+    }  # fmt: skip
+    names = {"angry": "anger", "fear": "fear", "happy": "happiness", "neutral": "neutral",
+             "sad": "sadness", "surprised": "surprised"}  # fmt: skip
+    assert {c.label for c in clips} == set(names)
+    assert all(f"_{names[c.label]}_" in Path(c.path).name for c in clips)
+    (root / "nEMO" / "data.tsv").unlink()
+    with caplog.at_level(logging.WARNING):
+        assert {c.sex for c in nemo(root / "nEMO" / "samples")} == {""}
+    assert "No data.tsv" in caplog.text
+
+
+@pytest.mark.parametrize(("data", "labels", "surprised"),
+                         [("multi_nemo", "six", False), ("nemo", "nemo", True)])  # fmt: skip
+def test_nemo_surprised_is_kept_only_by_label_sets_that_have_it(make_cfg, tmp_path, data, labels,
+                                                                 surprised):  # fmt: skip
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3)
+    run = tmp_path / labels
+    data_root = root / "nEMO" / "samples" if data == "nemo" else root
+    cfg = make_cfg(f"data={data}", f"data.root={data_root}", f"labels={labels}", output_dir=run)
+    hydra.utils.instantiate(cfg.data).setup()
+    parts = [read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS]
+    kept = {c.label for part in parts for c in part if c.corpus == "nemo"}
+    five = {"angry", "fear", "happy", "neutral", "sad"}
+    assert kept == (five | {"surprised"} if surprised else five)
+
+
 def test_mixed_corpora_keep_each_corpus_split_and_train_only_corpora(make_cfg, tmp_path):
     root = named_corpora(tmp_path / "corpora", speakers_per_sex=5)
     splits = {}
@@ -406,7 +437,9 @@ def fake_trees(root: Path) -> dict[str, list[str]]:
         "emodb": [f"data.root={root / 'EmoDB' / 'wav'}"],
         "urdu": [f"data.root={root / 'URDU'}"],
         "folder": [f"data.root={root / 'mine'}"],
+        "nemo": [f"data.root={root / 'nEMO' / 'samples'}"],
         "multi_all": [f"data.root={root}"],
+        "multi_nemo": [f"data.root={root}"],
     }  # fmt: skip
 
 
@@ -424,7 +457,7 @@ def test_every_parser_gets_speaker_disjoint_manifests(make_cfg, tmp_path):
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             assert not speakers[a] & speakers[b], (option, a, b)
         assert all(speakers.values()), option
-        if option in ("ravdess", "cremad", "urdu"):  # sex known: one man and one woman each
+        if option in ("ravdess", "cremad", "urdu", "nemo"):  # sex known: one man and one woman each
             for name in ("val", "test"):
                 sexes = sorted({(c.speaker, c.sex) for c in parts[name]}, key=lambda s: s[1])
                 assert [sex for _, sex in sexes] == ["F", "M"], (option, name)
@@ -470,6 +503,13 @@ def test_leave_corpus_out_tests_on_all_of_the_held_out_corpus(make_cfg, tmp_path
         assert {c.corpus for c in parts["test"]} == {held_out} and len(parts["test"]) == size
         assert held_out not in {c.corpus for c in parts["train"] + parts["val"]}
         assert parts["val"] and {c.corpus for c in parts["val"]} <= set(sizes) - {held_out, "tess"}
+    run = tmp_path / "nemo"
+    cfg = make_cfg("data=multi_nemo", f"data.root={root}", "split=leave_corpus_out",
+                   "split.held_out=nemo", output_dir=run)  # fmt: skip
+    hydra.utils.instantiate(cfg.data).setup()
+    parts = {name: read_manifest(run / "splits" / f"{name}.csv") for name in SPLITS}
+    assert {c.corpus for c in parts["test"]} == {"nemo"} and len(parts["test"]) == 6 * 5
+    assert {c.corpus for c in parts["train"]} == {"cremad", "ravdess", "tess"}
     cfg = make_cfg("data=multi", f"data.root={root}", "split=leave_corpus_out",
                    "split.held_out=urdu", output_dir=tmp_path / "urdu")  # fmt: skip
     with pytest.raises(ValueError, match="not a corpus of this data option; it has cremad"):

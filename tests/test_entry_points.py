@@ -1,12 +1,15 @@
 """Entry points run as a user runs them: exit status and the message that says what to do."""
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT
+from tests.audio import named_corpora, write
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +116,26 @@ def test_the_server_never_loads_training_machinery(tmp_path):
     assert "speech_emotion_recognition.serving.service" in modules
     loaded = sorted(m for m in modules if m.split(".")[0] in TRAINING_ONLY or m in TRAINING_ONLY)
     assert not loaded, f"serve.py imported training-only modules: {loaded[:10]}"
+
+
+def test_corpus_audit_names_broken_repeated_and_speechless_files(tmp_path):
+    """scripts/audit_corpus.py as a user runs it, on a tiny nEMO with three defects added."""
+    samples = named_corpora(tmp_path / "corpora", speakers_per_sex=2) / "nEMO" / "samples"
+    (samples / "M10_anger_1.wav").rename(samples / "M10_anger_9.wav")
+    (samples / "F10_sadness_7.wav").write_bytes((samples / "M10_anger_9.wav").read_bytes())
+    (samples / "F20_fear_8.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    noise = np.random.default_rng(0).normal(0, 0.3, 48000).astype(np.float32)
+    write(samples / "M20_neutral_7.wav", noise, 24000)
+    out = tmp_path / "reports"
+    result = run_script("scripts/audit_corpus.py", "data=nemo", f"data.root={samples}",
+                        f"paths.cache_dir={tmp_path / 'cache'}", f"out_dir={out}",
+                        tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "nemo.json").read_text())
+    assert report["clips"] == 4 * 6 + 3 and report["speakers_by_sex"] == {"F": 2, "M": 2}
+    assert list(report["unreadable"]) == ["F20_fear_8.wav"]
+    assert report["repeated"] == [
+        {"labels": ["angry", "sad"], "paths": ["F10_sadness_7.wav", "M10_anger_9.wav"]}
+    ]
+    assert "M20_neutral_7.wav" in report["no_speech"]
+    assert str(tmp_path) not in (out / "nemo.json").read_text() + (out / "nemo.md").read_text()

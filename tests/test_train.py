@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.train import instantiate_loggers, train, wandb_can_sync
+from tests.audio import named_corpora
 from tests.conftest import SEPARABLE_LABELS
 
 
@@ -224,3 +226,15 @@ def test_missing_noise_stops_with_the_command_to_get_it(make_cfg, separable_corp
     with pytest.raises(Exception, match="dvc pull data/NOISE.dvc") as error:  # Hydra wraps it
         train(cfg)
     assert str(absent) in str(error.value)
+
+
+def test_nemo_trains_a_few_steps_end_to_end(make_cfg, tmp_path):
+    """data=nemo as a user runs it: 24 kHz files, sex from data.tsv, a run with test metrics."""
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=3, seconds=0.3)
+    cfg = make_cfg("data=nemo", f"data.root={root / 'nEMO' / 'samples'}", "labels=nemo",
+                   "data.batch_size=8", "++trainer.max_steps=2")  # fmt: skip
+    results = train(cfg)
+    tested = read_manifest(tmp_path / "run" / "splits" / "test.csv")
+    assert {c.corpus for c in tested} == {"nemo"} and {c.sex for c in tested} == {"F", "M"}
+    assert 0.0 <= results["test"]["test/acc"] <= 1.0
+    assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -168,6 +168,33 @@ def urdu(root: str | Path) -> list[Clip]:
     return clips
 
 
+NEMO_EMOTIONS = {"anger": "angry", "fear": "fear", "happiness": "happy", "neutral": "neutral",
+                 "sadness": "sad", "surprised": "surprised"}  # fmt: skip
+
+
+def nemo(root: str | Path, metadata: str | Path | None = None) -> list[Clip]:
+    """nEMO `samples/{speaker}_{emotion}_{n}.wav` (Polish, nine actors); each speaker's sex
+    from `data.tsv` (found in `root` or the folder above it unless given). Its "surprised" is
+    the same class as RAVDESS's and TESS's."""
+    root = _require_dir(root, download_hint("nemo"))
+    metadata = metadata or _beside(root, "data.tsv")
+    sexes: dict[str, str] = {}
+    if metadata and Path(metadata).is_file():
+        with open(metadata, newline="", encoding="utf-8") as f:
+            sexes = {row["speaker_id"].strip(): row["gender"].strip()[:1].upper()
+                     for row in csv.DictReader(f, delimiter="\t")}  # fmt: skip
+    else:
+        log.warning("No data.tsv beside %s: nEMO splits ignore sex", root)
+    clips = []
+    for path in audio_files(root):
+        parts = path.stem.split("_")
+        if len(parts) != 3 or parts[1] not in NEMO_EMOTIONS:
+            continue
+        speaker, emotion = parts[0].upper(), NEMO_EMOTIONS[parts[1]]
+        clips.append(Clip(str(path), emotion, f"nemo_{speaker}", "nemo", sexes.get(speaker, "")))
+    return clips
+
+
 def combine(
     root: str | Path, parts: Mapping[str, Callable[[str], list[Clip]] | None]
 ) -> list[Clip]:

@@ -20,18 +20,21 @@ from speech_emotion_recognition.data.clips import Clip
 log = logging.getLogger(__name__)
 
 
-def drop_duplicates(clips: Sequence[Clip], samples: Callable[[str], np.ndarray]) -> list[Clip]:
-    """`clips` less every copy with a conflicting label and every repeat of a same-label copy;
-    `samples(path)` gives a clip's decoded audio (the cache's)."""
+def repeats(clips: Sequence[Clip], samples: Callable[[str], np.ndarray]) -> list[list[Clip]]:
+    """Groups of two or more clips whose decoded samples are equal; `samples(path)` gives a
+    clip's decoded audio (the cache's)."""
     groups: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
         audio = np.ascontiguousarray(samples(clip.path), dtype=np.float32)
         groups[hashlib.sha1(audio.tobytes()).hexdigest()].append(clip)
+    return [copies for copies in groups.values() if len(copies) > 1]
+
+
+def drop_duplicates(clips: Sequence[Clip], samples: Callable[[str], np.ndarray]) -> list[Clip]:
+    """`clips` less every copy with a conflicting label and every repeat of a same-label copy."""
     dropped: set[str] = set()
     lines = []
-    for copies in groups.values():
-        if len(copies) < 2:
-            continue
+    for copies in repeats(clips, samples):
         names = ", ".join(c.path for c in copies)
         if len({c.label for c in copies}) > 1:
             dropped.update(c.path for c in copies)
