@@ -21,11 +21,16 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import speech_emotion_recognition  # noqa: F401  sets PROJECT_ROOT, which the config's paths use
+from speech_emotion_recognition.audio import AudioError
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import Clip
 from speech_emotion_recognition.data.duplicates import repeats
-from speech_emotion_recognition.preprocessing import AudioError
-from speech_emotion_recognition.speech import DETECTOR_RATE, SpeechConfig, normalise, speech_regions
+from speech_emotion_recognition.predict.speech import (
+    DETECTOR_RATE,
+    SpeechConfig,
+    normalise,
+    speech_regions,
+)
 
 log = logging.getLogger(__name__)
 

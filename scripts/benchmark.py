@@ -31,11 +31,15 @@ from rich.table import Table
 from scripts.export import calibration_features, export_onnx, quantize_onnx, quantize_static_onnx
 from scripts.timing import TrainingStep, timed
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import crop_or_pad, load_audio
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import load_classifier, resolve_device, resolve_precision
-from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
-from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.predict.predictor import (
+    load_classifier,
+    resolve_device,
+    resolve_precision,
+)
+from speech_emotion_recognition.predict.speech import SpeechConfig
 
 Row = dict[str, object]
 

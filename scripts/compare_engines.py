@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from scripts.export import export_onnx, quantize_onnx
+from speech_emotion_recognition.audio import crop_or_pad
 from speech_emotion_recognition.evaluate import model_data
-from speech_emotion_recognition.predictor import Predictor, load_classifier
-from speech_emotion_recognition.preprocessing import crop_or_pad
+from speech_emotion_recognition.predict.predictor import Predictor, load_classifier
 
 
 def compare(cfg: DictConfig) -> list[dict]:

@@ -24,15 +24,15 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.audio import AudioError, load_audio
+from speech_emotion_recognition.predict.predictor import (
     CLASS_NAMES_KEY,
     EmotionClassifier,
     checkpoint_error,
     load_classifier,
     onnx_class_names,
 )
-from speech_emotion_recognition.preprocessing import AudioError, load_audio
-from speech_emotion_recognition.speech import SpeechConfig, speech_windows
+from speech_emotion_recognition.predict.speech import SpeechConfig, speech_windows
 
 log = logging.getLogger(__name__)
 

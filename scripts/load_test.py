@@ -28,7 +28,7 @@ import psutil
 import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
+from speech_emotion_recognition.audio import crop_or_pad, load_audio
 
 DEFAULT_CLIP = PROJECT_ROOT / "data/RAVDESS/Actor_08/03-01-05-01-01-01-08.wav"
 

@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from speech_emotion_recognition.data.clips import SPLITS, read_manifest, repo_relative
 from speech_emotion_recognition.plots import save, training_curves_figure
-from speech_emotion_recognition.predictor import load_classifier, read_file, scoring
-from speech_emotion_recognition.summary import FIGURES, left_out_runs
+from speech_emotion_recognition.predict.predictor import load_classifier, read_file, scoring
+from speech_emotion_recognition.training.summary import FIGURES, left_out_runs
 
 ONNX_KINDS = {
     ".int8": "; int8 weights for the matrix products",

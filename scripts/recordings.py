@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.preprocessing import load_audio
+from speech_emotion_recognition.audio import load_audio
 
 RATE = 16000
 ACTOR = PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08"
@@ -29,7 +29,7 @@ def talk(seed: int = 0) -> np.ndarray:
     rule bridges. Faint noise throughout."""
     from omegaconf import OmegaConf
 
-    from speech_emotion_recognition.speech import SpeechConfig, speech_regions
+    from speech_emotion_recognition.predict.speech import SpeechConfig, speech_regions
 
     names = sorted(p.name for p in ACTOR.glob("03-01-0[1345678]-*.wav"))[:11]
     sentences = [clip(name) for name in names]

@@ -28,7 +28,7 @@ from hydra import compose, initialize_config_dir
 from scripts.recordings import RATE, talk
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.listen import run
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     engine_file,
     engine_name,
     resolve_device,

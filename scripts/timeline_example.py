@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.preprocessing import load_audio
+from speech_emotion_recognition.audio import load_audio
 
 # Actor 08 is a test actor of both releases: an angry and a sad sentence.
 SENTENCES = {10.0: "03-01-05-02-01-01-08.wav", 38.0: "03-01-04-02-02-01-08.wav"}

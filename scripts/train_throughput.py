@@ -28,8 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scripts.timing import TrainingStep, timed
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import resolve_device
+from speech_emotion_recognition.predict.predictor import resolve_device
+from speech_emotion_recognition.training.module import EmotionRecognitionModule
 
 OmegaConf.register_new_resolver("cpus", lambda: max(1, (os.cpu_count() or 2) - 1), replace=True)
 

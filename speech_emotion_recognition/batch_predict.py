@@ -24,7 +24,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.audio import input_files
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     WindowedFiles,
     Windows,
@@ -36,8 +37,7 @@ from speech_emotion_recognition.predictor import (
     load_classifier,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import input_files
-from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.predict.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from speech_emotion_recognition.plots import (
     reliability_figure,
     save,
 )
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     EmotionClassifier,
     Predictor,
     checkpoint_error,
@@ -43,7 +43,7 @@ from speech_emotion_recognition.predictor import (
     resolve_precision,
     scoring,
 )
-from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.predict.speech import SpeechConfig
 
 if TYPE_CHECKING:  # Lightning loads only when a data option is instantiated
     from speech_emotion_recognition.data.datamodule import EmotionDataModule

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.audio import input_files
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     Windows,
     checkpoint_error,
@@ -34,8 +35,7 @@ from speech_emotion_recognition.predictor import (
     segment_columns,
     segment_rows,
 )
-from speech_emotion_recognition.preprocessing import input_files
-from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.predict.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.audio import AudioError, load_audio
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     checkpoint_error,
     engine_file,
@@ -30,9 +31,8 @@ from speech_emotion_recognition.predictor import (
     resolve_device,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import AudioError, load_audio
-from speech_emotion_recognition.speech import SpeechConfig
-from speech_emotion_recognition.stream import SpeechStream, WindowReady, events, windows_of
+from speech_emotion_recognition.predict.speech import SpeechConfig
+from speech_emotion_recognition.predict.stream import SpeechStream, WindowReady, events, windows_of
 
 log = logging.getLogger(__name__)
 PORTAUDIO = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.preprocessing import audio_files, load_audio
+from speech_emotion_recognition.audio import audio_files, load_audio
 
 NOISE_HINT = "Run `dvc pull data/NOISE.dvc` in the repository root."
 

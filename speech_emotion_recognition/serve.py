@@ -13,17 +13,17 @@ import hydra
 import uvicorn
 from omegaconf import DictConfig, OmegaConf
 
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     checkpoint_error,
     engine_file,
     resolve_device,
     resolve_precision,
 )
+from speech_emotion_recognition.predict.speech import SpeechConfig
 from speech_emotion_recognition.serving.api import create_app
 from speech_emotion_recognition.serving.live import StreamLimits
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import EmotionService, Limits
-from speech_emotion_recognition.speech import SpeechConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from speech_emotion_recognition.finetune import FreezeFor, load_pretrained
-from speech_emotion_recognition.loss import inverse_frequency_weights
-from speech_emotion_recognition.predictor import checkpoint_error, native_bf16, read_file
+from speech_emotion_recognition.losses import inverse_frequency_weights
+from speech_emotion_recognition.predict.predictor import checkpoint_error, native_bf16, read_file
+from speech_emotion_recognition.training.finetune import FreezeFor, load_pretrained
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment, mixup
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.noise import recorded_noise
-from speech_emotion_recognition.rooms import room_bank
+from speech_emotion_recognition.training.batch_augment import BatchAugment, FeatureAugment, mixup
+from speech_emotion_recognition.training.rooms import room_bank
 from tests.audio import write
 from tests.conftest import compose_config
 

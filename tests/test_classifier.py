@@ -3,7 +3,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from speech_emotion_recognition.classifier import CNNTransformer
+from speech_emotion_recognition.network import CNNTransformer
 from tests.conftest import CONFIG_DIR
 
 

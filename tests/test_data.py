@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import crop_or_pad
 from speech_emotion_recognition.data import cache as data_cache
 from speech_emotion_recognition.data import corpora, datamodule
 from speech_emotion_recognition.data.cache import AudioCache
@@ -22,7 +23,6 @@ from speech_emotion_recognition.data.splits import (
     split_random,
 )
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import crop_or_pad
 from tests.audio import named_corpora, tone, write
 from tests.conftest import SEPARABLE_LABELS
 

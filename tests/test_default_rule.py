@@ -1,7 +1,8 @@
-"""The default release's rule (scripts/default_rule.py): the highest validation score, unless a
+"""The default release's rule (experiments/default_rule/rule.py): the highest validation score,
+unless a
 release about as good loses clearly less accuracy in noise."""
 
-from scripts.default_rule import candidate, choose
+from experiments.default_rule.rule import candidate, choose
 from speech_emotion_recognition import PROJECT_ROOT
 
 

@@ -1,4 +1,5 @@
-"""Distillation: a teacher's logits (scripts/teacher_logits.py) become part of the training
+"""Distillation: a teacher's logits (experiments/recheck30/teacher_logits.py) become part of the
+training
 targets (data.teacher_logits, model.distill_alpha)."""
 
 import csv
@@ -11,13 +12,13 @@ from omegaconf import OmegaConf
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from scripts.teacher_logits import teacher_logits
+from experiments.recheck30.teacher_logits import teacher_logits
+from speech_emotion_recognition.audio import audio_files, crop_or_pad, load_audio
 from speech_emotion_recognition.data.clips import Clip, read_manifest
 from speech_emotion_recognition.data.teacher import clip_keys, teacher_rows
-from speech_emotion_recognition.model import distillation_targets
-from speech_emotion_recognition.predictor import load_classifier
-from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
+from speech_emotion_recognition.predict.predictor import load_classifier
 from speech_emotion_recognition.train import train
+from speech_emotion_recognition.training.module import distillation_targets
 from tests.conftest import SEPARABLE, SEPARABLE_LABELS, compose_train
 
 

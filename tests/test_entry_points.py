@@ -101,7 +101,7 @@ def test_a_prediction_never_loads_training_machinery(script, output, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result.stderr)
-    assert "speech_emotion_recognition.predictor" in modules
+    assert "speech_emotion_recognition.predict.predictor" in modules
     loaded = sorted(m for m in modules if m.split(".")[0] in TRAINING_ONLY or m in TRAINING_ONLY)
     assert not loaded, f"{script.name} imported training-only modules: {loaded[:10]}"
 

@@ -150,7 +150,7 @@ def speech_config(**values):
     """conf/speech/default.yaml, as inference and evaluation read it."""
     from omegaconf import OmegaConf
 
-    from speech_emotion_recognition.speech import SpeechConfig
+    from speech_emotion_recognition.predict.speech import SpeechConfig
 
     return SpeechConfig(**{**OmegaConf.load(PROJECT_ROOT / "conf/speech/default.yaml"), **values})
 
@@ -162,7 +162,7 @@ def test_noise_on_a_short_clip_leaves_the_window_padding_silent():
     from speech_emotion_recognition import evaluate as module
     from speech_emotion_recognition.data.clips import Clip
     from speech_emotion_recognition.noise import rms
-    from speech_emotion_recognition.speech import speech_windows
+    from speech_emotion_recognition.predict.speech import speech_windows
 
     speech = (0.3 * np.sin(np.arange(16000) / 7.0)).astype(np.float32)
     cfg = module.DictConfig({"seed": 0, "noise": {"babble_talkers": 4}})
@@ -181,9 +181,13 @@ def test_white_noise_at_0_db_changes_what_the_release_predicts():
     import numpy as np
 
     from speech_emotion_recognition import evaluate as module
+    from speech_emotion_recognition.audio import load_audio
     from speech_emotion_recognition.data.clips import Clip
-    from speech_emotion_recognition.predictor import Predictor, clip_probabilities, load_classifier
-    from speech_emotion_recognition.preprocessing import load_audio
+    from speech_emotion_recognition.predict.predictor import (
+        Predictor,
+        clip_probabilities,
+        load_classifier,
+    )
 
     paths = sorted((PROJECT_ROOT / "data" / "RAVDESS" / "Actor_08").glob("*.wav"))[::6][:8]
     assert paths, "run `dvc pull data/RAVDESS.dvc`"

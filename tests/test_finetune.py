@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest
 from speech_emotion_recognition.data.labels import select_labels
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import HPARAMS_KEY, load_classifier
+from speech_emotion_recognition.predict.predictor import HPARAMS_KEY, load_classifier
+from speech_emotion_recognition.training.module import EmotionRecognitionModule
 from tests.audio import named_corpora
 from tests.conftest import SEPARABLE, SEPARABLE_LABELS
 
@@ -67,7 +67,7 @@ def test_old_releases_without_names_load_as_the_six_emotions(tmp_path):
 
 
 def load_classifier_state(hparams: dict) -> dict:
-    from speech_emotion_recognition.predictor import EmotionClassifier
+    from speech_emotion_recognition.predict.predictor import EmotionClassifier
 
     net = EmotionClassifier(hparams["features"], hparams["net"], EMOTIONS)
     return {k: v.contiguous() for k, v in net.state_dict().items()}

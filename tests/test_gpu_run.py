@@ -1,4 +1,5 @@
-"""scripts/gpu_stage.py packs the corpora into parts, and scripts/gpu_run.sh dry-runs on the
+"""experiments/gpu_run/stage.py packs the corpora into parts, and experiments/gpu_run/run.sh
+dry-runs on the
 CPU with them arriving one call at a time, as on the GPU machine."""
 
 import csv
@@ -13,12 +14,12 @@ import numpy as np
 import pytest
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import audio_files
 from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.data.teacher import clip_keys
-from speech_emotion_recognition.preprocessing import audio_files
 from tests.audio import named_corpora, write
 
-SCRIPT = PROJECT_ROOT / "scripts" / "gpu_run.sh"
+SCRIPT = PROJECT_ROOT / "experiments" / "gpu_run" / "run.sh"
 
 
 def corpora_with_noise(root):
@@ -35,7 +36,8 @@ def packed(tmp_path_factory):
     """Tiny corpora and what gpu_stage.py packs of them in parts of 0.1 MiB (read-only)."""
     root = tmp_path_factory.mktemp("stage")
     corpora = corpora_with_noise(root / "corpora")
-    command = [sys.executable, str(PROJECT_ROOT / "scripts" / "gpu_stage.py"), "--no-wheels"]
+    stage = PROJECT_ROOT / "experiments" / "gpu_run" / "stage.py"
+    command = [sys.executable, str(stage), "--no-wheels"]
     result = subprocess.run(
         [*command, "--data", str(corpora), "--out", str(root / "packed"), "--part-mib", "0.1"],
         capture_output=True, text=True, timeout=600,

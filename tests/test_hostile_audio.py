@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech_emotion_recognition.preprocessing import AudioError, load_audio
+from speech_emotion_recognition.audio import AudioError, load_audio
 from tests.hostile_audio import hostile_corpus, wav
 
 PEAK_LIMIT = 1 << 30  # bytes above the child's resident memory at its start

@@ -10,14 +10,14 @@ from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.model import EmotionRecognitionModule
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     columns,
     load_classifier,
     onnx_class_names,
     segment_columns,
 )
-from speech_emotion_recognition.speech import spans
+from speech_emotion_recognition.predict.speech import spans
+from speech_emotion_recognition.training.module import EmotionRecognitionModule
 from tests.audio import CLASS_PITCH_HZ, tone, write
 from tests.conftest import SEPARABLE
 
@@ -221,7 +221,7 @@ def test_engine_auto_runs_the_onnx_file_a_release_ships(
     ):  # fmt: skip
         vnni = name == "auto_shipped"  # only auto_shipped runs on a CPU whose int8 matches fp32
         monkeypatch.setattr(
-            "speech_emotion_recognition.predictor.int8_matches_fp32", lambda v=vnni: v
+            "speech_emotion_recognition.predict.predictor.int8_matches_fp32", lambda v=vnni: v
         )
         if name == "auto_avx2":  # any ONNX of the model will do to see which one runs
             export_onnx(load_classifier(release), release.with_suffix(".qdq.onnx"), opset=17)

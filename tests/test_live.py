@@ -16,8 +16,8 @@ from websockets.sync.client import connect
 
 from scripts.load_test import Server, running_server
 from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.predict.stream import stream_events
 from speech_emotion_recognition.serve import build_service
-from speech_emotion_recognition.stream import stream_events
 from tests.conftest import compose_config
 from tests.test_speech import RELEASE
 from tests.test_stream import RATE, SPEECH, TOLERANCE, recording

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speech_emotion_recognition.loss import FocalLoss, inverse_frequency_weights
+from speech_emotion_recognition.losses import FocalLoss, inverse_frequency_weights
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import crop_or_pad, load_audio
 from speech_emotion_recognition.data.corpora import ravdess
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.predictor import Predictor, load_classifier, native_bf16
-from speech_emotion_recognition.preprocessing import LogMelFeatures, crop_or_pad, load_audio
+from speech_emotion_recognition.features import LogMelFeatures
+from speech_emotion_recognition.predict.predictor import Predictor, load_classifier, native_bf16
 
 TEST_ACTORS = {"ravdess_08", "ravdess_13"}  # the test actors of the releases (seed 42)
 

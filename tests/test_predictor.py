@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import shift_windows
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import Predictor, engine_file, load_classifier
-from speech_emotion_recognition.preprocessing import shift_windows
+from speech_emotion_recognition.predict import predictor
+from speech_emotion_recognition.predict.predictor import Predictor, engine_file, load_classifier
 from tests.audio import tone, write
 from tests.test_inference import config
 
@@ -53,12 +54,12 @@ def test_one_engine_choice_for_every_entry_point(tmp_path, monkeypatch):
     weights = tmp_path / "release.safetensors"
     weights.touch()
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr("speech_emotion_recognition.predictor.int8_matches_fp32", lambda: True)
+    monkeypatch.setattr(predictor, "int8_matches_fp32", lambda: True)
     assert engine_file(weights, "auto", cpu) is None
     weights.with_suffix(".qdq.onnx").touch()
     assert engine_file(weights, "auto", cpu) == str(tmp_path / "release.qdq.onnx")
     assert engine_file(weights, "auto", cuda) is None
-    monkeypatch.setattr("speech_emotion_recognition.predictor.int8_matches_fp32", lambda: False)
+    monkeypatch.setattr(predictor, "int8_matches_fp32", lambda: False)
     assert engine_file(weights, "auto", cpu) is None  # AVX2: torch, even with the file shipped
     assert engine_file(weights, "torch", cpu) is None
     with pytest.raises(FileNotFoundError, match="release.onnx.*scripts/export.py"):

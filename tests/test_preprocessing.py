@@ -7,14 +7,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
+from speech_emotion_recognition.audio import AudioError, crop_or_pad, load_audio, shift_windows
+from speech_emotion_recognition.features import LogMelFeatures
 from speech_emotion_recognition.noise import rms
-from speech_emotion_recognition.preprocessing import (
-    AudioError,
-    LogMelFeatures,
-    crop_or_pad,
-    load_audio,
-    shift_windows,
-)
 from tests.audio import tone, write
 from tests.conftest import CONFIG_DIR
 

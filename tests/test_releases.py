@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import crop_or_pad, load_audio
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.evaluate import evaluate
-from speech_emotion_recognition.predictor import Predictor, int8_matches_fp32, load_classifier
-from speech_emotion_recognition.preprocessing import crop_or_pad, load_audio
+from speech_emotion_recognition.predict.predictor import (
+    Predictor,
+    int8_matches_fp32,
+    load_classifier,
+)
 from tests.conftest import compose_config
 from tests.test_precision import TEST_ACTORS
 

@@ -15,24 +15,24 @@ from scripts.browser import label_in_page
 from scripts.load_test import concurrent, five_seconds, memory, running_server
 from scripts.recordings import LIVE_SENTENCES, live_sentences
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import load_audio
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     columns,
     engine_name,
     int8_matches_fp32,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import load_audio
+from speech_emotion_recognition.predict.speech import SpeechConfig
+from speech_emotion_recognition.predict.stream import stream_events
 from speech_emotion_recognition.serve import build_service
 from speech_emotion_recognition.serving.api import create_app
 from speech_emotion_recognition.serving.live import Samples
 from speech_emotion_recognition.serving.page import describe
 from speech_emotion_recognition.serving.page_files import PageFiles
 from speech_emotion_recognition.serving.service import Limits
-from speech_emotion_recognition.speech import SpeechConfig
-from speech_emotion_recognition.stream import stream_events
 from tests.conftest import compose_config
 from tests.test_inference import config
 from tests.test_speech import RAVDESS, RELEASE, speech_clips

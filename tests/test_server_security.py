@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from scripts.load_test import Server, running_server
-from speech_emotion_recognition.preprocessing import load_audio
+from speech_emotion_recognition.audio import load_audio
 from tests.test_speech import RAVDESS
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.real_data]

@@ -8,10 +8,10 @@ import soundfile as sf
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import AudioError, load_audio
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.noise import coloured_noise, rms
-from speech_emotion_recognition.preprocessing import AudioError, load_audio
-from speech_emotion_recognition.speech import SpeechConfig, speech_windows
+from speech_emotion_recognition.predict.speech import SpeechConfig, speech_windows
 from tests.audio import tone
 from tests.test_inference import config
 

@@ -15,13 +15,13 @@ import torch
 from scripts.recordings import talk as recording
 from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.noise import coloured_noise, rms
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     cut_windows,
     load_classifier,
     segment_rows,
 )
-from speech_emotion_recognition.stream import SpeechStream, stream_events
+from speech_emotion_recognition.predict.stream import SpeechStream, stream_events
 from tests.audio import tone
 from tests.conftest import compose_config
 from tests.test_speech import RELEASE, SPEECH

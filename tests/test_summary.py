@@ -10,7 +10,7 @@ import yaml
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.metrics import confusion_scores
-from speech_emotion_recognition.summary import summarize
+from speech_emotion_recognition.training.summary import summarize
 from tests.conftest import SEPARABLE_LABELS
 
 
@@ -91,7 +91,7 @@ def test_two_fold_cross_validation_runs_and_summarises(separable_corpus, tmp_pat
 def test_ablation_table_scores_corpora_equally_and_keeps_levers_that_beat_the_seed_spread(
     tmp_path,
 ):
-    from scripts.ablation import table
+    from experiments.ablation.table import table
 
     eye = (np.eye(6, dtype=int) * 2).tolist()
     # (val CREMA-D, val RAVDESS, URDU) per seed: base scores 0.5 and 0.6
@@ -122,7 +122,7 @@ def test_ablation_table_scores_corpora_equally_and_keeps_levers_that_beat_the_se
 
 
 def test_a_robustness_lever_is_kept_for_losing_less_in_noise_at_no_cost_in_score(tmp_path):
-    from scripts.ablation import table
+    from experiments.ablation.table import table
 
     eye = (np.eye(6, dtype=int) * 2).tolist()
     # per seed: the score's three accuracies, then validation accuracy clean and at 10 dB
@@ -174,7 +174,7 @@ def left_out_sweep(sweep, seed: int, accuracy: dict[str, float], precision="32-t
 def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_it_ran_on(
     tmp_path,
 ):
-    from scripts.xcorpus_levers import table
+    from experiments.xcorpus_levers.table import table
 
     recipe, logs, out = tmp_path / "recipe", tmp_path / "logs", tmp_path / "out"
     # the recipe: CREMA-D 0.32 / 0.34, RAVDESS 0.45 / 0.40 (seed 42 as the default, no override)

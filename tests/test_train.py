@@ -9,8 +9,8 @@ import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.data.clips import read_manifest
-from speech_emotion_recognition.model import EmotionRecognitionModule
 from speech_emotion_recognition.train import instantiate_loggers, train, wandb_can_sync
+from speech_emotion_recognition.training.module import EmotionRecognitionModule
 from tests.audio import named_corpora
 from tests.conftest import SEPARABLE_LABELS
 
@@ -173,8 +173,8 @@ def test_class_weights_of_the_training_split_reach_the_loss_and_the_files(make_c
     from safetensors.torch import load_file
 
     from speech_emotion_recognition.data.clips import read_manifest
-    from speech_emotion_recognition.loss import inverse_frequency_weights
-    from speech_emotion_recognition.predictor import read_file
+    from speech_emotion_recognition.losses import inverse_frequency_weights
+    from speech_emotion_recognition.predict.predictor import read_file
     from tests.audio import folder_corpus
 
     root = folder_corpus(tmp_path / "corpus", [0, 3, 5], per_speaker=3, speakers=10)

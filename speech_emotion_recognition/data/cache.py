@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speech_emotion_recognition.audio import AudioError, load_audio
 from speech_emotion_recognition.data.clips import Clip
-from speech_emotion_recognition.preprocessing import AudioError, load_audio
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from speech_emotion_recognition.audio import audio_files
 from speech_emotion_recognition.data.clips import SPLITS, Clip
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import audio_files
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from speech_emotion_recognition.audio import crop_or_pad
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import SPLITS, Clip, read_manifest, write_manifest
 from speech_emotion_recognition.data.duplicates import drop_duplicates
@@ -19,7 +20,6 @@ from speech_emotion_recognition.data.labels import select_labels
 from speech_emotion_recognition.data.splits import split_corpora
 from speech_emotion_recognition.data.teacher import teacher_rows
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import crop_or_pad
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""A teacher's logits for the training clips (scripts/teacher_logits.py writes them), the soft
+"""A teacher's logits for the training clips (experiments/recheck30/teacher_logits.py writes
+them), the soft
 labels a student is distilled from (data.teacher_logits, model.distill_alpha)."""
 
 from __future__ import annotations

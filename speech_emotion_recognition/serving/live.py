@@ -30,8 +30,8 @@ from fastapi import FastAPI, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from speech_emotion_recognition.predict.stream import SpeechStream, events, windows_of
 from speech_emotion_recognition.serving.service import EmotionService
-from speech_emotion_recognition.stream import SpeechStream, events, windows_of
 
 log = logging.getLogger(__name__)
 FORMATS = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}

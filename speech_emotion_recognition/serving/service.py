@@ -18,20 +18,15 @@ import numpy as np
 import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.audio import AudioError, AudioTooLong, UnreadableAudio, load_audio
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     cut_windows,
     file_row,
     load_classifier,
     segment_rows,
 )
-from speech_emotion_recognition.preprocessing import (
-    AudioError,
-    AudioTooLong,
-    UnreadableAudio,
-    load_audio,
-)
-from speech_emotion_recognition.speech import SpeechConfig
+from speech_emotion_recognition.predict.speech import SpeechConfig
 
 
 class UploadError(Exception):

@@ -1,6 +1,7 @@
-"""The left-out levers' table (#22, `make xcorpus-levers`), from the runs' own summaries.
+"""The left-out levers' table (#22, `make experiment NAME=xcorpus_levers`), from the runs' own
+summaries.
 
-    python scripts/xcorpus_levers.py [LOG_DIR] [OUT_DIR] [RECIPE_CV]
+    python experiments/xcorpus_levers/table.py [LOG_DIR] [OUT_DIR] [RECIPE_CV]
     # defaults: logs/xcorpus_levers reports/xcorpus_levers reports/ser-mid-multi/cv
 
 LOG_DIR holds one leave-one-corpus-out multirun per lever, or per lever and seed
@@ -24,8 +25,8 @@ import re
 import sys
 from pathlib import Path
 
-from scripts.ablation import cell, pooled_sd, spread
-from speech_emotion_recognition.summary import left_out_runs, summarize
+from experiments.ablation.table import cell, pooled_sd, spread
+from speech_emotion_recognition.training.summary import left_out_runs, summarize
 
 RECIPE = "recipe"
 
@@ -100,5 +101,7 @@ def markdown(levers: dict) -> str:
 if __name__ == "__main__":
     defaults = ["logs/xcorpus_levers", "reports/xcorpus_levers", "reports/ser-mid-multi/cv"]
     if len(sys.argv) > 4:
-        sys.exit("usage: python scripts/xcorpus_levers.py [LOG_DIR] [OUT_DIR] [RECIPE_CV]")
+        sys.exit(
+            "usage: python experiments/xcorpus_levers/table.py [LOG_DIR] [OUT_DIR] [RECIPE_CV]"
+        )
     table(*(Path(a) for a in [*sys.argv[1:], *defaults[len(sys.argv) - 1 :]]))

@@ -1,22 +1,15 @@
-"""Waveforms in, model-ready tensors out: decoding, cropping, augmentation and log-mel features."""
+"""Recordings in, waveforms out: any FFmpeg-readable file decoded to mono float32 at one rate in
+bounded memory, and cut to the model's window. Shared by prediction and training."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 import soxr
-import torch
-import torch.nn.functional as F
-import torchaudio
-from torch import nn
-
-if TYPE_CHECKING:  # audiomentations (and librosa behind it) is for training only: slow to import
-    import audiomentations
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -131,109 +124,3 @@ def shift_windows(windows: np.ndarray, samples: int) -> np.ndarray:
     else:
         moved[:, :samples] = windows[:, -samples:]
     return moved
-
-
-def compose(
-    transforms: Mapping[str, audiomentations.core.transforms_interface.BaseTransform | None],
-    p: float = 1.0,
-) -> audiomentations.Compose:
-    """Build a Compose from a named mapping so configs can override or drop (`=null`) one step."""
-    import audiomentations
-
-    return audiomentations.Compose([t for t in transforms.values() if t is not None], p=p)
-
-
-def one_of(
-    transforms: Mapping[str, audiomentations.core.transforms_interface.BaseTransform | None],
-    p: float = 1.0,
-    over: str = "window",
-) -> audiomentations.OneOf | OverClip:
-    """Like `compose`, for picking one of several named transforms (e.g. noise colours);
-    `over="clip"` applies the pick only where the window holds the clip (`OverClip`)."""
-    import audiomentations
-
-    if over not in ("clip", "window"):
-        raise ValueError(f"over must be 'clip' or 'window', not {over!r}")
-    picked = audiomentations.OneOf([t for t in transforms.values() if t is not None], p=p)
-    return OverClip(picked) if over == "clip" else picked
-
-
-class OverClip:
-    """A waveform transform applied from a window's first to its last sample above -100 dBFS
-    (below one 16-bit step), the rest left as it was.
-
-    Noise added this way leaves a short clip's zero padding silent, as `inference.py` presents
-    a short recording, and its SNR is measured over the clip: the audiomentations counterpart of
-    batch_augment's `noise_over="clip"`. The floor, not exact zero, keeps a filter's decaying
-    tail in the padding from counting as audio.
-    """
-
-    FLOOR = 1e-5
-
-    def __init__(self, transform: Callable[[np.ndarray, int], np.ndarray]) -> None:
-        self.transform = transform
-
-    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        audio = np.flatnonzero(np.abs(samples) > self.FLOOR)
-        if len(audio) == 0:
-            return samples
-        first, last = audio[0], audio[-1] + 1
-        out = samples.copy()
-        out[first:last] = self.transform(samples[first:last], sample_rate)
-        return out
-
-
-class LogMelFeatures(nn.Module):
-    """Batch waveforms -> standardised, noise-trimmed log-mel images, on the model's device.
-
-    Output: (batch, 1, n_mels, n_frames). The dB values are taken relative to each clip's floor
-    (max - top_db), so "less than `trim_db` above the floor" is noise and is set to 0.
-    """
-
-    def __init__(
-        self,
-        sample_rate: int,
-        n_fft: int,
-        win_length: int,
-        hop_length: int,
-        f_min: float,
-        f_max: float,
-        n_mels: int,
-        top_db: float,
-        trim_db: float,
-        n_frames: int,
-        eps: float,
-    ) -> None:
-        super().__init__()
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            f_min=f_min,
-            f_max=f_max,
-            n_mels=n_mels,
-        )
-        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=top_db)
-        self.trim_db = trim_db
-        self.n_frames = n_frames
-        self.eps = eps
-
-    def trimmed_db(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """(B, samples) -> (B, 1, n_mels, frames) in dB above each clip's floor, noise at 0."""
-        # (B, 1, T) keeps AmplitudeToDB's top_db clamp per clip rather than per batch.
-        db = self.to_db(self.mel(waveforms.float().unsqueeze(1)))
-        above_floor = db - db.amin(dim=(-2, -1), keepdim=True)
-        return above_floor.masked_fill(above_floor < self.trim_db, 0.0)
-
-    # Features stay fp32 under mixed precision: in bf16 the dB values are off by about 2 %.
-    @torch.autocast("cuda", enabled=False)
-    @torch.autocast("cpu", enabled=False)
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        trimmed = self.trimmed_db(waveforms)
-        resized = F.interpolate(
-            trimmed, size=(trimmed.shape[-2], self.n_frames), mode="bilinear", align_corners=False
-        )
-        mean = resized.mean(dim=(-2, -1), keepdim=True)
-        std = resized.std(dim=(-2, -1), keepdim=True)
-        return (resized - mean) / (std + self.eps)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speech_emotion_recognition.predictor import Predictor, segment_row
-from speech_emotion_recognition.preprocessing import crop_or_pad
-from speech_emotion_recognition.speech import (
+from speech_emotion_recognition.audio import crop_or_pad
+from speech_emotion_recognition.predict.predictor import Predictor, segment_row
+from speech_emotion_recognition.predict.speech import (
     DETECTOR_RATE,
     FRAME,
     Span,

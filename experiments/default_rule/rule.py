@@ -1,7 +1,7 @@
 """Which release is the default (#22), by the rule fixed before the English-mix one finished.
 
-    python scripts/default_rule.py SPLITS CANDIDATE [CANDIDATE ...] [--out DIR]
-    e.g. python scripts/default_rule.py reports/ser-small-multi/training/splits \\
+    python experiments/default_rule/rule.py SPLITS CANDIDATE [CANDIDATE ...] [--out DIR]
+    e.g. python experiments/default_rule/rule.py reports/ser-small-multi/training/splits \\
              ser-small-ravdess ser-small-multi ser-small-multi-v2
 
 A CANDIDATE is a release (`models/<name>.safetensors`) or NAME=WEIGHTS, a training run's
@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.ablation import noise_loss
+from experiments.ablation.table import noise_loss
 from speech_emotion_recognition import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "reports" / "default_rule"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from speech_emotion_recognition.preprocessing import AudioError, crop_or_pad
+from speech_emotion_recognition.audio import AudioError, crop_or_pad
 
 NO_SPEECH = "no speech detected"
 DETECTOR_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)

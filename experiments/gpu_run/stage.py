@@ -1,8 +1,8 @@
-"""Stage what a bare GPU machine needs for scripts/gpu_run.sh into .gpu/ (git-ignored).
+"""Stage what a bare GPU machine needs for experiments/gpu_run/run.sh into .gpu/ (git-ignored).
 
-python scripts/gpu_stage.py              # needs `make data-multi` (CREMA-D, RAVDESS, TESS, NOISE)
-python scripts/gpu_stage.py --check 200  # and what the transport changes, measured on 200 clips
-python scripts/gpu_stage.py --check 200 --check-only  # the measurement alone
+python experiments/gpu_run/stage.py              # needs `make data-multi`
+python experiments/gpu_run/stage.py --check 200  # and what the transport changes, on 200 clips
+python experiments/gpu_run/stage.py --check 200 --check-only  # the measurement alone
 
 A device call carries at most 64 MiB, so everything is packed into .gpu/part1, part2, …, each
 under --part-mib, carried one per call in order: part1 starts with the Python 3.12 wheels of
@@ -29,12 +29,12 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+from speech_emotion_recognition.audio import audio_files, crop_or_pad, load_audio
 from speech_emotion_recognition.data.corpora import cremad, ravdess, tess
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.predictor import load_classifier
-from speech_emotion_recognition.preprocessing import audio_files, crop_or_pad, load_audio
+from speech_emotion_recognition.predict.predictor import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Missing from the GPU image (or needed at the lock's version); their needs that it lacks too.
 WHEELS = [
     "av",  # FFmpeg, the project's decoder (preprocessing.decode): 34 MB of part1

@@ -1,6 +1,6 @@
 """How much where a window starts decides its label, scored once and with the test-time shift.
 
-    python scripts/shift_stability.py [RELEASE ...] [--out DIR]
+    python experiments/shift/stability.py [RELEASE ...] [--out DIR]
     (default: ser-mid-multi and ser-small-multi-v2 into reports/shift)
 
 On the default rule's sets (the CREMA-D and RAVDESS validation speakers of the seed-42 split,
@@ -23,8 +23,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import shift_windows
 from speech_emotion_recognition.evaluate import model_data
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     clip_windows,
     grouped_probabilities,
@@ -32,11 +33,10 @@ from speech_emotion_recognition.predictor import (
     resolve_device,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import shift_windows
-from speech_emotion_recognition.speech import FRAME, SpeechConfig, weighted_mean
+from speech_emotion_recognition.predict.speech import FRAME, SpeechConfig, weighted_mean
 
 SPLITS = PROJECT_ROOT / "reports" / "ser-mid-multi" / "training" / "splits"
-SETS = {  # the default rule's (scripts/default_rule.py)
+SETS = {  # the default rule's (experiments/default_rule/rule.py)
     "val CREMA-D": ("data=multi", "subset=val", "cremad"),
     "val RAVDESS": ("data=multi", "subset=val", "ravdess"),
     "URDU": ("data=urdu", "subset=all", "urdu"),

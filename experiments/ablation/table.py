@@ -1,8 +1,10 @@
 """The generalisation ablation's table (#22), from the arms' own run records.
 
-    python scripts/ablation.py [LOG_DIR] [OUT_DIR]     # defaults: logs/ablation reports/ablation
+    python experiments/ablation/table.py [LOG_DIR] [OUT_DIR]
+    # defaults: logs/ablation reports/ablation
 
-LOG_DIR holds one multirun per arm (`make ablation`: LOG_DIR/<arm>/<run>/metrics.json). Each
+LOG_DIR holds one multirun per arm (`make experiment NAME=ablation`:
+LOG_DIR/<arm>/<run>/metrics.json). Each
 arm is summarised into OUT_DIR/<arm>/ (summary.py: its runs' metrics and manifests), then one
 table of every arm, mean ± sd over its seeds, goes to OUT_DIR/ablation.{json,md}.
 
@@ -15,7 +17,8 @@ two runs). The English corpora's test speakers are never read here.
 A lever meant for robustness rather than accuracy (ROBUSTNESS) is judged by a
 second figure, fixed before its runs ended: `noise_loss`, the validation accuracy a run loses
 at 10 dB SNR, averaged over white, pink, babble and recorded noise (`evaluate.py subset=val
-noise.snr_db=[10]` into the run's `noise_val/`, as `make ablation-noise` runs it). It is
+noise.snr_db=[10]` into the run's `noise_val/`, as `make experiment NAME=ablation_noise` runs
+it). It is
 kept when its noise_loss is below base's by at least their pooled seed sd and its score is not
 below base's by more than the score's pooled sd.
 """
@@ -29,7 +32,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from speech_emotion_recognition.summary import summarize
+from speech_emotion_recognition.training.summary import summarize
 
 FIGURES = {
     "val_cremad": "val/cremad/acc",
@@ -164,6 +167,6 @@ def markdown(arms: dict) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 3:
-        sys.exit("usage: python scripts/ablation.py [LOG_DIR] [OUT_DIR]")
+        sys.exit("usage: python experiments/ablation/table.py [LOG_DIR] [OUT_DIR]")
     args = sys.argv[1:] + ["logs/ablation", "reports/ablation"][len(sys.argv) - 1 :]
     print(markdown(table(Path(args[0]), Path(args[1]))))

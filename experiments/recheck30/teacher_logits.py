@@ -1,7 +1,7 @@
 """A trained model's logits for every clip of its training split: the soft labels a smaller
 model can later be distilled from (issue 22), written beside the run.
 
-python scripts/teacher_logits.py RUN_DIR [--weights W [W ...]] [--out FILE]
+python experiments/recheck30/teacher_logits.py RUN_DIR [--weights W [W ...]] [--out FILE]
 
 Reads RUN_DIR/model.safetensors and RUN_DIR/splits/train.csv and writes
 RUN_DIR/teacher_logits.csv: `key, label, <one logit column per class>`. With --weights the
@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from speech_emotion_recognition.audio import AudioError, crop_or_pad
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import read_manifest
 from speech_emotion_recognition.data.teacher import clip_keys
-from speech_emotion_recognition.predictor import (
+from speech_emotion_recognition.predict.predictor import (
     Predictor,
     load_classifier,
     resolve_device,
     resolve_precision,
 )
-from speech_emotion_recognition.preprocessing import AudioError, crop_or_pad
 
 
 def load(cache: AudioCache, path: str) -> np.ndarray:

@@ -22,15 +22,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from speech_emotion_recognition.classifier import CNNTransformer
+from speech_emotion_recognition.audio import AudioError, load_audio, shift_windows
 from speech_emotion_recognition.emotions import EMOTIONS
-from speech_emotion_recognition.preprocessing import (
-    AudioError,
-    LogMelFeatures,
-    load_audio,
-    shift_windows,
+from speech_emotion_recognition.features import LogMelFeatures
+from speech_emotion_recognition.network import CNNTransformer
+from speech_emotion_recognition.predict.speech import (
+    Span,
+    SpeechConfig,
+    speech_windows,
+    weighted_mean,
 )
-from speech_emotion_recognition.speech import Span, SpeechConfig, speech_windows, weighted_mean
 
 HPARAMS_KEY = "hparams"  # safetensors metadata entry holding the model and feature sizes
 CLASS_NAMES_KEY = "class_names"  # ONNX metadata entry: the outputs' class names, JSON

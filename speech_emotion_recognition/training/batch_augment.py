@@ -19,7 +19,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from speech_emotion_recognition.noise import recorded_noise
-from speech_emotion_recognition.rooms import room_bank
+from speech_emotion_recognition.training.rooms import room_bank
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """One summary over the runs of a Hydra multirun: speaker k-fold folds or training seeds.
 
 Written at the end of every `train.py -m …` sweep (the Hydra callback in conf/train.yaml)
-and rerun by hand with `python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]`,
+and rerun by hand with `python speech_emotion_recognition/training/summary.py SWEEP_DIR [OUT_DIR]`,
 which also copies each run's metrics.json and val/test manifests into OUT_DIR (for reports/).
 """
 
@@ -170,5 +170,5 @@ class SummarizeMultirun(Callback):
 
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python speech_emotion_recognition/summary.py SWEEP_DIR [OUT_DIR]")
+        sys.exit("usage: python speech_emotion_recognition/training/summary.py SWEEP_DIR [OUT_DIR]")
     summarize(*sys.argv[1:])

@@ -22,10 +22,10 @@ from torchmetrics.classification import (
 )
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.batch_augment import BatchAugment, FeatureAugment, mixup
-from speech_emotion_recognition.loss import FocalLoss
+from speech_emotion_recognition.losses import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
-from speech_emotion_recognition.predictor import HPARAMS_KEY, EmotionClassifier
+from speech_emotion_recognition.predict.predictor import HPARAMS_KEY, EmotionClassifier
+from speech_emotion_recognition.training.batch_augment import BatchAugment, FeatureAugment, mixup
 
 
 def _portable(value: Any) -> Any:

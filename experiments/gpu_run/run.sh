@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The GPU run of the full model on one warm machine, one device call per part that
-# `python scripts/gpu_stage.py` packed into $GPU_STAGE (default .gpu), in order:
-#   scripts/gpu_run.sh bench          carry .gpu/part1: installs the wheels, prints GPU and
+# `python experiments/gpu_run/stage.py` packed into $GPU_STAGE (default .gpu), in order:
+#   experiments/gpu_run/run.sh bench          carry .gpu/part1: installs the wheels, prints GPU and
 #                                     versions, then the training-throughput table
 #                                     (scripts/train_throughput.py) on the data it has
-#   scripts/gpu_run.sh carry          carry .gpu/part2, part3, …: takes in the part's data
-#   scripts/gpu_run.sh train [ARGS]   carry the last part: trains experiment=multi_full_v2 in
+#   experiments/gpu_run/run.sh carry          carry .gpu/part2, part3, …: takes in the part's data
+#   experiments/gpu_run/run.sh train [ARGS]   carry the last part: trains experiment=multi_full_v2 in
 #                                     bf16 for the epochs that fit TRAIN_SECONDS, writes the
 #                                     teacher's logits of every training clip, packs the results
 # Each call first merges the parts that have arrived into $GPU_STAGE/data. Everything that
 # comes back is written to $OUT (the device tool's folder; outputs/gpu elsewhere), each file
-# under 16 MiB. Dry run on a CPU: DRY_RUN=1 scripts/gpu_run.sh bench (then carry, train).
+# under 16 MiB. Dry run on a CPU: DRY_RUN=1 experiments/gpu_run/run.sh bench (then carry, train).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-MODE=${1:?usage: scripts/gpu_run.sh bench|carry|train [train.py overrides]}
+cd "$(dirname "$0")/../.."
+MODE=${1:?usage: experiments/gpu_run/run.sh bench|carry|train [train.py overrides]}
 shift
 OUT=${OUT:-outputs/gpu}
 PY=${PYTHON:-python3}
@@ -97,7 +97,7 @@ carry)
   ;;
 train)
   if [ ${#MISSING[@]} -gt 0 ]; then
-    echo "train needs every part of scripts/gpu_stage.py; not arrived: ${MISSING[*]}" >&2
+    echo "train needs every part of experiments/gpu_run/stage.py; not arrived: ${MISSING[*]}" >&2
     exit 2
   fi
   # The fastest feed the benchmark found, and the epochs that fit TRAIN_SECONDS at its speed.
@@ -141,7 +141,7 @@ EOF
   fi
   echo "wall seconds: $(($(date +%s) - start))" | tee -a "$OUT/train.log"
   run="$RUNS/train"
-  $PY scripts/teacher_logits.py "$run" 2>&1 | tee -a "$OUT/train.log"
+  $PY experiments/recheck30/teacher_logits.py "$run" 2>&1 | tee -a "$OUT/train.log"
   # Weights in parts under 16 MiB (join with `cat model.safetensors.part-* > model.safetensors`).
   split -b 15M "$run/model.safetensors" "$OUT/model.safetensors.part-"
   tar -czf "$OUT/run.tar.gz" -C "$run" metrics.json splits csv .hydra teacher_logits.csv \

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, augmentation, losses' weights, callbacks, fine-tuning."""
