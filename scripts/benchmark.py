@@ -9,11 +9,22 @@ Rows: log-mel features, forward (features + network, inference mode) and trainin
 precision (torch fp32/bf16, ONNX Runtime fp32, dynamic int8 and static int8, this one also with
 one decoding worker instead of two); then the cold start of one `inference.py` process on one
 file.
+
+python scripts/benchmark.py models=[] releases=all   # the releases' files/s the README quotes
+
+`releases`: each shipped release through `inference.py` at its default settings (engine, speech
+detection, window scoring as conf/inference.yaml has them) on the first `release_files` RAVDESS
+clips as recorded, model loading included; written to `release_report`/speed.{json,md} with
+the machine it ran on. Every files/s in the docs is this figure.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +46,8 @@ from speech_emotion_recognition.audio import crop_or_pad, load_audio
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.predict.predictor import (
+    engine_file,
+    engine_name,
     load_classifier,
     resolve_device,
     resolve_precision,
@@ -159,10 +172,85 @@ def inference_rows(name: str, model_cfg: DictConfig, cfg: DictConfig) -> list[Ro
     return rows
 
 
+def machine() -> str:
+    """This CPU in words, with the two instruction sets that change the engines' speed."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = [line.split(":", 1) for line in info.splitlines() if ":" in line]
+    name = next((v.strip() for k, v in fields if k.strip() == "model name"), platform.processor())
+    flags = next((v.split() for k, v in fields if k.strip() == "flags"), [])
+    has = [f.upper().replace("_", "-") for f in ("avx512_bf16", "avx512_vnni") if f in flags]
+    return f"{name}, {os.cpu_count()} cores, " + (" + ".join(has) if has else "no AVX512-BF16/VNNI")
+
+
+def release_speed(cfg: DictConfig) -> dict:
+    """Files/s of each release through inference.py at its default settings."""
+    sources = sorted((PROJECT_ROOT / "data" / "RAVDESS").rglob("*.wav"))[: cfg.release_files]
+    if not sources:
+        raise FileNotFoundError("The release benchmark reads RAVDESS: `dvc pull data/RAVDESS.dvc`.")
+    wanted = [cfg.releases] if isinstance(cfg.releases, str) else list(cfg.releases)
+    shipped = sorted(p.stem for p in (PROJECT_ROOT / "models").glob("*.safetensors"))
+    names = shipped if wanted == ["all"] else wanted
+    unknown = [n for n in names if n not in shipped]
+    if unknown:
+        raise FileNotFoundError(f"No release {', '.join(unknown)} in models/; shipped: {shipped}")
+    seconds_each = statistics.fmean(sf.info(str(p)).duration for p in sources)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "clips"
+        folder.mkdir()
+        for source in sources:
+            (folder / source.name).symlink_to(source)
+        for name in names:
+            weights = PROJECT_ROOT / "models" / f"{name}.safetensors"
+            run_cfg = hydra.compose("inference", overrides=[
+                f"input={folder}", f"ckpt={weights}", f"output={tmp}/{name}.csv"])  # fmt: skip
+            start = time.perf_counter()
+            run(run_cfg)
+            seconds = time.perf_counter() - start
+            onnx = engine_file(weights, run_cfg.engine, resolve_device(run_cfg.device))
+            precision = resolve_precision(run_cfg.precision, resolve_device(run_cfg.device))
+            results[name] = {"files_per_s": len(sources) / seconds, "seconds": seconds,
+                             "engine": engine_name(onnx, precision)}  # fmt: skip
+    return {
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "files": len(sources),
+        "clips": f"the first {len(sources)} RAVDESS clips by name, as recorded "
+        f"({seconds_each:.1f} s each on average)",
+        "settings": "inference.py defaults (conf/inference.yaml), model loading included",
+        "releases": results,
+    }
+
+
+def write_speed(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Prediction speed of the releases",
+        "",
+        f"`python scripts/benchmark.py models=[] releases=all` on {report['machine']}, "
+        f"{report['threads']} threads, torch {report['torch']}: {report['clips']}, "
+        f"{report['settings']}.",
+        "",
+        "| release | engine | files/s | seconds |",
+        "|---|---|---:|---:|",
+        *(
+            f"| {name} | {r['engine']} | {r['files_per_s']:.1f} | {r['seconds']:.1f} |"
+            for name, r in report["releases"].items()
+        ),  # fmt: skip
+        "",
+    ]
+    (out / "speed.md").write_text("\n".join(lines))
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if cfg.releases:
+        write_speed(release_speed(cfg), Path(cfg.release_report))
+        Console().print((Path(cfg.release_report) / "speed.md").read_text())
     rows: list[Row] = []
     for name in cfg.models:
         model_cfg = hydra.compose("benchmark", overrides=[f"model={name}"]).model
@@ -179,7 +267,8 @@ def main(cfg: DictConfig) -> None:
     for row in rows:
         table.add_row(*(str(row[k]) for k in ("model", "stage", "precision", "compiled")),
                       f"{row['clips_per_s']:,.1f}")  # fmt: skip
-    Console(width=140).print(table)
+    if rows:
+        Console(width=140).print(table)
 
 
 if __name__ == "__main__":
