@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from speech_emotion_recognition.audio import input_files
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     WindowedFiles,
@@ -155,4 +156,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("batch_predict")
     main()

@@ -17,6 +17,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.data.clips import SPLITS, Clip, repo_relative
 from speech_emotion_recognition.metrics import classification_report, reliability
 from speech_emotion_recognition.noise import (
@@ -302,4 +303,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("evaluate")
     main()

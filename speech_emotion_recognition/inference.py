@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from speech_emotion_recognition.audio import input_files
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     Windows,
@@ -96,6 +97,10 @@ def run(cfg: DictConfig) -> int:
     if not paths:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1
+    if cfg.timeline and source.is_dir() and Path(cfg.timeline).suffix.lower() == ".png":
+        log.error("input=%s is a folder: timeline= takes a folder for its PNGs, one per file, "
+                  "not %s", source, cfg.timeline)  # fmt: skip
+        return 2
     device = resolve_device(cfg.device)
     try:
         onnx_path = engine_file(ckpt, cfg.engine, device, cfg.onnx)
@@ -148,4 +153,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("inference")
     main()

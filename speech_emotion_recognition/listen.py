@@ -23,6 +23,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from speech_emotion_recognition.audio import AudioError, load_audio
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     checkpoint_error,
@@ -172,4 +173,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("listen")
     main()

@@ -13,7 +13,12 @@ import numpy as np
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.audio import audio_files, load_audio
 
-NOISE_HINT = "Run `dvc pull data/NOISE.dvc` in the repository root."
+NOISE_HINT = (
+    "Run `dvc pull data/NOISE.dvc` in the repository root (the project's DVC remote). Without "
+    "it: train with augmentation=default (noise colours, filters and gain, no recordings), or "
+    "give model.batch_augment.background_dirs=[DIR,...] folders of background recordings of "
+    "your own; evaluate.py with noise.types=[white,pink,babble] (docs/data.md > Recorded noise)."
+)
 
 # Power spectral density ~ 1 / f ** exponent.
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.data.datamodule import EmotionDataModule
 
 
@@ -20,4 +21,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("train")
     main()

@@ -13,6 +13,7 @@ import hydra
 import uvicorn
 from omegaconf import DictConfig, OmegaConf
 
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.predict.predictor import (
     checkpoint_error,
     engine_file,
@@ -94,4 +95,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("serve")
     main()

@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.losses import inverse_frequency_weights
 from speech_emotion_recognition.predict.predictor import checkpoint_error, native_bf16, read_file
 from speech_emotion_recognition.training.finetune import FreezeFor, load_pretrained
@@ -184,4 +185,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_arguments("train")
     main()

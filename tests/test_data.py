@@ -82,6 +82,18 @@ def test_folder_corpus_uses_class_and_speaker_folders(tmp_path):
     }
 
 
+def test_folder_without_speaker_folders_says_so(tmp_path, caplog):
+    for emotion in ("angry", "sad"):
+        speech(tmp_path / "flat" / emotion / "a.wav")
+        speech(tmp_path / "nested" / emotion / "bob" / "a.wav")
+    with caplog.at_level(logging.WARNING):
+        folder(tmp_path / "nested")
+    assert "no speaker folders" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        assert {c.speaker for c in folder(tmp_path / "flat")} == {"folder_a"}
+    assert "no speaker folders" in caplog.text
+
+
 def test_missing_dataset_names_path_and_command(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere.*dvc pull"):
         ravdess(tmp_path / "nowhere")

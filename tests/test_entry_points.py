@@ -139,3 +139,16 @@ def test_corpus_audit_names_broken_repeated_and_speechless_files(tmp_path):
     ]
     assert "M20_neutral_7.wav" in report["no_speech"]
     assert str(tmp_path) not in (out / "nemo.json").read_text() + (out / "nemo.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["inptu=a.wav"], "no option 'inptu'; did you mean input=…?"),
+     (["a.wav"], "'a.wav' is not key=value: options are given as key=value. To predict it: "
+                 "input=a.wav"),
+     ([], "input=… is required")],
+)  # fmt: skip
+def test_the_commonest_command_line_mistakes_are_named_in_words(args, said, tmp_path):
+    result = run_script("speech_emotion_recognition/inference.py", *args, tmp_path=tmp_path)
+    assert result.returncode == 2 and said in result.stderr
+    assert "Traceback" not in result.stderr and "+inptu" not in result.stderr

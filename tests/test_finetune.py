@@ -4,6 +4,7 @@ stays frozen, and which clips a label set keeps."""
 from __future__ import annotations
 
 import json
+import logging
 
 import hydra
 import pytest
@@ -114,12 +115,19 @@ def test_init_from_copies_weights_and_a_head_only_for_the_same_classes(
 
 
 @pytest.mark.slow
-def test_freezing_the_cnn_ends_after_its_epochs(release, make_cfg, separable_corpus, tmp_path):
+def test_freezing_the_cnn_ends_after_its_epochs(
+    release, make_cfg, separable_corpus, tmp_path, caplog
+):
     from speech_emotion_recognition.train import train
 
-    train(make_cfg("data=folder", f"data.root={separable_corpus}", SEPARABLE_LABELS,
-                   f"init_from={release}", "freeze.part=cnn", "freeze.epochs=1",
-                   "trainer.max_epochs=2", "test=false"))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="speech_emotion_recognition.training.finetune"):
+        train(make_cfg("data=folder", f"data.root={separable_corpus}", SEPARABLE_LABELS,
+                       f"init_from={release}", "freeze.part=cnn", "freeze.epochs=1",
+                       "trainer.max_epochs=2", "test=false"))  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Epoch ")]
+    assert said[0].startswith("Epoch 0: cnn frozen") and said[1].startswith("Epoch 1: nothing")
+    counts = [tuple(map(int, m.split(", ")[1].split(" parameters")[0].split(" of "))) for m in said]
+    assert counts[0][0] < counts[0][1] == counts[1][0]  # fewer train while frozen, all after
     theirs, ours = weights(release), weights(tmp_path / "run" / "model.safetensors")
     cnn = [k for k in theirs if k.startswith("net.cnn.") and "num_batches" not in k]
     encoder = [k for k in theirs if k.startswith("net.encoder.")]

@@ -107,6 +107,12 @@ def test_folder_to_csv_with_errors_and_timeline(recordings, small_checkpoint, tm
     assert float(long_windows[-1]["end"]) == 60.0
 
 
+def test_a_png_timeline_for_a_folder_is_refused(recordings, small_checkpoint, tmp_path):
+    png = tmp_path / "x.png"
+    status = run(config(input=str(recordings), ckpt=str(small_checkpoint), timeline=str(png)))
+    assert status == 2 and not png.exists()
+
+
 @pytest.mark.slow
 def test_json_output_and_single_file(recordings, small_checkpoint, tmp_path):
     output = tmp_path / "one.json"

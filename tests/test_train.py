@@ -225,7 +225,7 @@ def test_missing_noise_stops_with_the_command_to_get_it(make_cfg, separable_corp
                    f"model.batch_augment.background_dirs=[{absent}]")  # fmt: skip
     with pytest.raises(Exception, match="dvc pull data/NOISE.dvc") as error:  # Hydra wraps it
         train(cfg)
-    assert str(absent) in str(error.value)
+    assert str(absent) in str(error.value) and "augmentation=default" in str(error.value)
 
 
 def test_nemo_trains_a_few_steps_end_to_end(make_cfg, tmp_path):

@@ -285,4 +285,12 @@ def folder(root: str | Path) -> list[Clip]:
             f"No audio in {root.resolve()}/<emotion>/ (one folder per emotion, e.g. "
             f"{', '.join(EMOTIONS)})."
         )
+    if all(Path(c.path).parent.parent == root for c in clips):
+        log.warning(
+            "%s has no speaker folders (<emotion>/<speaker>/file): every file counts as its own "
+            "speaker, so validation and test hold recordings of the people training heard, and "
+            "a split of few files may miss classes. Put each speaker's files in a folder of "
+            "their own, or give data=manifest a CSV with a speaker column.",
+            root,
+        )
     return clips

@@ -85,3 +85,9 @@ class FreezeFor(L.Callback):
         for module in self.modules(pl_module):
             module.requires_grad_(not frozen)
             module.train(not frozen)
+        # The model summary counts parameters before the first epoch, so it never shows this.
+        trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in pl_module.parameters())
+        state = f"{self.part} frozen" if frozen else "nothing frozen"
+        log.info("Epoch %d: %s, %d of %d parameters train", trainer.current_epoch, state,
+                 trainable, total)  # fmt: skip
