@@ -38,10 +38,48 @@ def header(scope: Scope, name: bytes) -> str:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
 
 
+async def run_counted(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    refuse: Callable[[int], JSONResponse | None],
+) -> None:
+    """Run `app` with each body chunk's size put to `refuse` as it arrives. An answer from it
+    is sent (unless the app has begun its own) and the app then sees a client that left, so
+    it stops reading, and nothing it writes afterwards reaches the client."""
+    started, refused = False, False
+
+    async def counted() -> Message:
+        nonlocal refused
+        if refused:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            answer = refuse(len(message.get("body", b"")))
+            if answer is not None:
+                refused = True
+                if not started:
+                    await answer(scope, receive, send)
+                return {"type": "http.disconnect"}
+        return message
+
+    async def sent(message: Message) -> None:
+        nonlocal started
+        if not refused:
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+    try:
+        await app(scope, counted, sent)
+    except Exception:
+        if not refused:
+            raise  # the app's own failure; a refused body's aftermath is expected
+
+
 class BodyLimit:
     """413 as soon as a body passes `max_bytes`: announced by Content-Length, or counted while
-    it streams in (chunked uploads). The app then sees a client that left, so it stops reading,
-    and nothing it writes afterwards reaches the client."""
+    it streams in (chunked uploads)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, detail: str) -> None:
         self.app = app
@@ -54,34 +92,14 @@ class BodyLimit:
         length = header(scope, b"content-length")
         if length.isdigit() and int(length) > self.max_bytes:
             return await error(413, self.detail)(scope, receive, send)
-        received, started, refused = 0, False, False
+        received = 0
 
-        async def counted() -> Message:
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    if not started:
-                        await error(413, self.detail)(scope, receive, send)
-                    return {"type": "http.disconnect"}
-            return message
+        def refuse(size: int) -> JSONResponse | None:
+            nonlocal received
+            received += size
+            return error(413, self.detail) if received > self.max_bytes else None
 
-        async def sent(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, sent)
-        except Exception:
-            if not refused:
-                raise  # the app's own failure; a refused body's aftermath is expected
+        await run_counted(self.app, scope, receive, send, refuse)
 
 
 class PagePaths:
@@ -213,37 +231,20 @@ class UploadQuota:
         length = header(scope, b"content-length")
         if self.full(int(length) if length.isdigit() else 0):
             return await self.refusal()(scope, receive, send)
-        counted, started, refused = 0, False, False
+        held = 0
 
-        async def counted_receive() -> Message:
-            nonlocal counted, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                size = len(message.get("body", b""))
-                if self.full(size):
-                    refused = True
-                    if not started:
-                        await self.refusal()(scope, receive, send)
-                    return {"type": "http.disconnect"}
-                counted += size
-                self.held += size
-            return message
-
-        async def sent(message: Message) -> None:
-            nonlocal started
-            if not refused:
-                started = started or message["type"] == "http.response.start"
-                await send(message)
+        def refuse(size: int) -> JSONResponse | None:
+            nonlocal held
+            if self.full(size):
+                return self.refusal()
+            held += size
+            self.held += size
+            return None
 
         try:
-            await self.app(scope, counted_receive, sent)
-        except Exception:
-            if not refused:
-                raise
+            await run_counted(self.app, scope, receive, send, refuse)
         finally:
-            self.held -= counted
+            self.held -= held
             self._used = (-math.inf, 0)  # what it kept is on disk now: count again
 
 
