@@ -22,6 +22,12 @@ from rich.table import Table
 
 from speech_emotion_recognition.audio import input_files
 from speech_emotion_recognition.cli import check_arguments
+from speech_emotion_recognition.predict.adapt import (
+    adapt_rows,
+    adapted_columns,
+    speakers_by_folder,
+    speakers_from_csv,
+)
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     Windows,
@@ -84,6 +90,14 @@ def print_rows(rows: list[dict], columns: Sequence[str], title: str, root: Path)
     console.print(table)
 
 
+def speakers_of(cfg: DictConfig, paths: Sequence[str], source: Path) -> dict[str, str]:
+    """adapt=speaker's speakers: each file's folder, or the `speakers=` CSV."""
+    if cfg.speakers == "folder":
+        return speakers_by_folder(paths)
+    root = source if source.is_dir() else source.parent
+    return speakers_from_csv(Path(cfg.speakers), paths, root)
+
+
 def run(cfg: DictConfig) -> int:
     """The whole command; returns the exit status (0 when at least one file was predicted)."""
     source, ckpt = Path(cfg.input), Path(cfg.ckpt)
@@ -97,6 +111,13 @@ def run(cfg: DictConfig) -> int:
     if not paths:
         log.error("No wav, flac, ogg or mp3 files in %s", source.resolve())
         return 1
+    if cfg.adapt not in ("none", "speaker"):
+        log.error("adapt=%s: choose none or speaker", cfg.adapt)
+        return 2
+    if cfg.adapt == "speaker" and cfg.speakers != "folder" and not Path(cfg.speakers).is_file():
+        log.error("speakers=%s: no such CSV (columns path,speaker), or speakers=folder",
+                  cfg.speakers)  # fmt: skip
+        return 2
     if cfg.timeline and source.is_dir() and Path(cfg.timeline).suffix.lower() == ".png":
         log.error("input=%s is a folder: timeline= takes a folder for its PNGs, one per file, "
                   "not %s", source, cfg.timeline)  # fmt: skip
@@ -124,16 +145,20 @@ def run(cfg: DictConfig) -> int:
             segments.extend(item_segments)
         if cfg.timeline:
             draw_timeline(item, item_segments, rate, names, Path(cfg.timeline), len(paths) > 1)
+    row_columns = columns(names)
+    if cfg.adapt == "speaker":
+        rows = adapt_rows(rows, speakers_of(cfg, paths, source), names)
+        row_columns = adapted_columns(names)
     if cfg.output:
         output = Path(cfg.output)
-        write_rows(rows, columns(names), output)
+        write_rows(rows, row_columns, output)
         if cfg.segments:
             segments_path = output.with_name(f"{output.stem}.segments.csv")
             write_rows(segments, segment_columns(names), segments_path)
         log.info("Wrote %d rows to %s", len(rows), output)
     else:
         root = source if source.is_dir() else source.parent
-        print_rows(rows, columns(names), f"{ckpt.name} on {source}", root)
+        print_rows(rows, row_columns, f"{ckpt.name} on {source}", root)
         if cfg.segments:
             print_rows(segments, segment_columns(names), "speech windows", root)
     failed = sum(bool(r["error"]) for r in rows)

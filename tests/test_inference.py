@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.inference import run
+from speech_emotion_recognition.predict.adapt import adapted_columns
 from speech_emotion_recognition.predict.predictor import (
     columns,
     load_classifier,
@@ -282,3 +283,16 @@ def test_a_bad_engine_choice_exits_2_with_a_message(recordings, small_checkpoint
     assert "engine=tensorrt: choose auto, torch or onnx" in caplog.text
     assert run(config(**given, engine="onnx", onnx=str(tmp_path / "none.onnx"))) == 2
     assert "none.onnx. Run `python scripts/export.py" in caplog.text
+
+
+def test_inference_adapt_speaker_writes_both_answers(recordings, small_checkpoint, tmp_path):
+    plain, adapted = tmp_path / "plain.csv", tmp_path / "adapted.csv"
+    common = {"input": str(recordings), "ckpt": str(small_checkpoint)}
+    assert run(config(**common, output=str(plain))) == 0
+    assert run(config(**common, output=str(adapted), adapt="speaker")) == 0
+    before, after = read_csv(plain), read_csv(adapted)
+    assert tuple(after[0]) == adapted_columns(SEPARABLE)
+    for b, a in zip(before, after, strict=True):
+        assert a["unadapted_label"] == b["label"] and a["error"] == b["error"]
+        assert all(a[f"unadapted_{n}"] == b[n] for n in SEPARABLE)
+    assert any(a["label"] != a["unadapted_label"] for a in after if not a["error"])

@@ -1,0 +1,91 @@
+"""Adapting to the speaker when predicting (`adapt=speaker`): each speaker's mean
+log-probability over their files is subtracted before the argmax. No label is used; it needs
+several recordings of each person, and it assumes they hold a mix of emotions.
+
+The model's errors on voices unlike its corpora are partly a per-speaker offset (one voice
+sounds "sad" to it whatever its owner feels); centring removes that offset. With one file per
+speaker there is nothing to centre; with files that are nearly all one emotion, centring takes
+that emotion away from them, so such speakers get a note in `adapt_note`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ONE_LABEL_SHARE = 0.8  # a speaker whose files are this much one label before adapting is noted
+EPSILON = 1e-12
+
+
+def centred(probabilities: np.ndarray) -> np.ndarray:
+    """(files, classes) probabilities of one speaker -> the same with that speaker's mean
+    log-probability removed, renormalised (softmax of the centred log-probabilities)."""
+    logs = np.log(np.clip(probabilities, EPSILON, 1.0))
+    logs = logs - logs.mean(axis=0, keepdims=True)
+    logs = logs - logs.max(axis=1, keepdims=True)
+    exp = np.exp(logs)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def speakers_by_folder(paths: Sequence[str]) -> dict[str, str]:
+    """A file's speaker is the folder it is in."""
+    return {path: str(Path(path).parent) for path in paths}
+
+
+def speakers_from_csv(table: Path, paths: Sequence[str], root: Path) -> dict[str, str]:
+    """`path,speaker` rows; a path is as given or relative to `root` (the input folder).
+    Files the table does not name have no speaker and stay unadapted."""
+    with open(table, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "speaker"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{table} needs the columns path,speaker (lacks {', '.join(missing)})")
+        named = {}
+        for row in reader:
+            path = Path(row["path"])
+            named[str((path if path.is_absolute() else root / path).resolve())] = row["speaker"]
+    return {p: named[str(Path(p).resolve())] for p in paths if str(Path(p).resolve()) in named}
+
+
+def adapt_rows(rows: list[dict], speakers: dict[str, str], names: Sequence[str]) -> list[dict]:
+    """inference.py's rows with `label`, `confidence` and the class columns adapted per
+    speaker, the model's own kept as `unadapted_label` and `unadapted_<class>`, and `speaker`
+    and `adapt_note` added. Rows without probabilities (an error) or a speaker pass unchanged."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        if not row["error"] and row["path"] in speakers:
+            groups[speakers[row["path"]]].append(i)
+    out = [
+        {**row, "speaker": speakers.get(row["path"], ""), "adapt_note": "",
+         "unadapted_label": row["label"], **{f"unadapted_{n}": row[n] for n in names}}
+        for row in rows
+    ]  # fmt: skip
+    for members in groups.values():
+        if len(members) < 2:
+            out[members[0]]["adapt_note"] = "one file of this speaker: not adapted"
+            continue
+        before = np.array([[rows[i][n] for n in names] for i in members], dtype=np.float64)
+        after = centred(before)
+        label, count = Counter(rows[i]["label"] for i in members).most_common(1)[0]
+        note = ""
+        if count / len(members) >= ONE_LABEL_SHARE:
+            note = (f"{count} of {len(members)} files of this speaker were {label} before "
+                    "adapting: centring assumes a mix of emotions")  # fmt: skip
+        for i, probabilities in zip(members, after, strict=True):
+            best = int(probabilities.argmax())
+            out[i].update({
+                "label": names[best], "confidence": float(probabilities[best]),
+                **{n: float(p) for n, p in zip(names, probabilities, strict=True)},
+                "adapt_note": note,
+            })  # fmt: skip
+    return out
+
+
+def adapted_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """inference.py's columns with adaptation: the adapted result first, then what it was."""
+    return ("path", "speaker", "label", "confidence", *names, "unadapted_label",
+            *(f"unadapted_{n}" for n in names), "adapt_note", "error")  # fmt: skip
