@@ -26,6 +26,12 @@ from torch.utils.data import DataLoader
 
 from speech_emotion_recognition.audio import input_files
 from speech_emotion_recognition.cli import check_arguments
+from speech_emotion_recognition.predict.adapt import (
+    adapt_rows,
+    adapted_columns,
+    as_numbers,
+    speakers_for,
+)
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     WindowedFiles,
@@ -145,7 +151,13 @@ def run(cfg: DictConfig) -> int:
     trainer.strategy.barrier()
     if trainer.is_global_zero:
         rows = read_rows(sorted(shards.glob("rank-*.csv")))
-        write_output(rows, output, columns(module.classifier.class_names))
+        names = module.classifier.class_names
+        fields = columns(names)
+        if cfg.adapt == "speaker":  # over every rank's rows: the answer of one process
+            speakers = speakers_for(cfg.speakers, [r["path"] for r in rows], source)
+            rows = adapt_rows(as_numbers(rows, names), speakers, names)
+            fields = adapted_columns(names)
+        write_output(rows, output, fields)
         log.info("Wrote %d rows to %s", len(rows), output)
     return 0
 

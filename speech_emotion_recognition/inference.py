@@ -25,8 +25,7 @@ from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.predict.adapt import (
     adapt_rows,
     adapted_columns,
-    speakers_by_folder,
-    speakers_from_csv,
+    speakers_for,
 )
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
@@ -90,14 +89,6 @@ def print_rows(rows: list[dict], columns: Sequence[str], title: str, root: Path)
     console.print(table)
 
 
-def speakers_of(cfg: DictConfig, paths: Sequence[str], source: Path) -> dict[str, str]:
-    """adapt=speaker's speakers: each file's folder, or the `speakers=` CSV."""
-    if cfg.speakers == "folder":
-        return speakers_by_folder(paths)
-    root = source if source.is_dir() else source.parent
-    return speakers_from_csv(Path(cfg.speakers), paths, root)
-
-
 def run(cfg: DictConfig) -> int:
     """The whole command; returns the exit status (0 when at least one file was predicted)."""
     source, ckpt = Path(cfg.input), Path(cfg.ckpt)
@@ -147,7 +138,7 @@ def run(cfg: DictConfig) -> int:
             draw_timeline(item, item_segments, rate, names, Path(cfg.timeline), len(paths) > 1)
     row_columns = columns(names)
     if cfg.adapt == "speaker":
-        rows = adapt_rows(rows, speakers_of(cfg, paths, source), names)
+        rows = adapt_rows(rows, speakers_for(cfg.speakers, paths, source), names)
         row_columns = adapted_columns(names)
     if cfg.output:
         output = Path(cfg.output)

@@ -60,6 +60,27 @@ def test_two_processes_give_the_rows_of_inference_and_resume(tmp_path):
             if b[column]:
                 assert float(a[column]) == pytest.approx(float(b[column]), abs=1e-5), column
 
+    # adapt=speaker over both ranks' rows equals inference.py's in one process
+    adapted = tmp_path / "adapted.csv"
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "speech_emotion_recognition" / "inference.py"),
+         f"input={folder}", f"output={adapted}", "precision=32", "adapt=speaker",
+         f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    spread = tmp_path / "out" / "adapted.csv"
+    result = run(f"input={folder}", f"output={spread}", "adapt=speaker", *ddp, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = rows_of(adapted), rows_of(spread)
+    assert list(two[0]) == list(one[0]) and "unadapted_label" in two[0]
+    for a, b in zip(two, one, strict=True):
+        assert (a["label"], a["unadapted_label"], a["adapt_note"]) == (
+            b["label"], b["unadapted_label"], b["adapt_note"])  # fmt: skip
+        for column in EMOTIONS:
+            if b[column]:
+                assert float(a[column]) == pytest.approx(float(b[column]), abs=1e-5), column
+
     # a restart predicts only what no shard holds yet and ends with the same rows
     kept = rows_of(shards[0])
     shards[1].unlink()

@@ -51,6 +51,14 @@ def speakers_from_csv(table: Path, paths: Sequence[str], root: Path) -> dict[str
     return {p: named[str(Path(p).resolve())] for p in paths if str(Path(p).resolve()) in named}
 
 
+def speakers_for(speakers: str, paths: Sequence[str], source: Path) -> dict[str, str]:
+    """`speakers=`: `folder` (each file's folder) or a `path,speaker` CSV, its paths as given
+    or relative to the input folder `source`."""
+    if speakers == "folder":
+        return speakers_by_folder(paths)
+    return speakers_from_csv(Path(speakers), paths, source if source.is_dir() else source.parent)
+
+
 def adapt_rows(rows: list[dict], speakers: dict[str, str], names: Sequence[str]) -> list[dict]:
     """inference.py's rows with `label`, `confidence` and the class columns adapted per
     speaker, the model's own kept as `unadapted_label` and `unadapted_<class>`, and `speaker`
@@ -83,6 +91,11 @@ def adapt_rows(rows: list[dict], speakers: dict[str, str], names: Sequence[str])
                 "adapt_note": note,
             })  # fmt: skip
     return out
+
+
+def as_numbers(rows: list[dict], names: Sequence[str]) -> list[dict]:
+    """Rows read back from a CSV: the probabilities of predicted files as floats again."""
+    return [row if row["error"] else {**row, **{n: float(row[n]) for n in names}} for row in rows]
 
 
 def adapted_columns(names: Sequence[str]) -> tuple[str, ...]:
