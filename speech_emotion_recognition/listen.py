@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from speech_emotion_recognition.audio import AudioError, load_audio
 from speech_emotion_recognition.cli import check_arguments
+from speech_emotion_recognition.predict.adapt import RunningCentre
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     checkpoint_error,
@@ -112,6 +113,7 @@ def run(cfg: DictConfig) -> int:
     )
     rate, names = predictor.sample_rate, predictor.class_names
     stream = SpeechStream(speech, rate)
+    centre = RunningCentre() if cfg.adapt == "speaker" else None
     chunk = int(cfg.chunk_seconds * rate)
     if cfg.input:
         try:
@@ -126,6 +128,7 @@ def run(cfg: DictConfig) -> int:
     if cfg.csv:
         target = open(cfg.csv, "w", newline="")  # noqa: SIM115 - open for the whole run
         fields = ["type", "time", "start", "end", "label", "confidence", *names]
+        fields += ["unadapted_label", "adapted"] if centre else []
         fields += ["latency_ms", "waited_ms"]
         writer = csv.DictWriter(target, fields)
         writer.writeheader()
@@ -137,7 +140,7 @@ def run(cfg: DictConfig) -> int:
         audio = windows_of(items)
         found = predictor.probabilities(audio, cfg.batch_size) if audio else None
         now = time.monotonic()
-        for item, event in zip(items, events(items, found, rate, names), strict=True):
+        for item, event in zip(items, events(items, found, rate, names, centre), strict=True):
             if isinstance(item, WindowReady):
                 audio_end = min(item.span.start + stream.window, stream.received)
                 event["latency_ms"] = round(1000 * (now - start - audio_end / rate), 1)

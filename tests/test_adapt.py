@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from speech_emotion_recognition.predict.adapt import (
+    RunningCentre,
     adapt_rows,
     adapted_columns,
     centred,
@@ -61,3 +62,17 @@ def test_speakers_from_a_csv_with_relative_and_absolute_paths(tmp_path):
     (tmp_path / "bad.csv").write_text("file,who\n")
     with pytest.raises(ValueError, match="path,speaker"):
         speakers_from_csv(tmp_path / "bad.csv", paths, tmp_path)
+
+
+def test_a_stream_adapts_after_its_warm_up_on_the_mean_so_far():
+    rng = np.random.default_rng(0)
+    probabilities = softmax(rng.normal(size=(7, 3)) + np.array([0.0, 0.0, 2.0]))
+    centre = RunningCentre(warmup=3)
+    first, flags_first = centre(probabilities[:2])  # windows arrive a few at a time
+    rest, flags_rest = centre(probabilities[2:])
+    answers, flags = np.vstack([first, rest]), flags_first + flags_rest
+    assert flags == [False, False, False, True, True, True, True]
+    assert np.allclose(answers[:3], probabilities[:3])
+    logs = np.log(probabilities)
+    for k in range(3, 7):
+        assert np.allclose(answers[k], softmax(logs[k] - logs[: k + 1].mean(axis=0)))

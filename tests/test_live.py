@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 from scripts.load_test import Server, running_server
 from speech_emotion_recognition.emotions import EMOTIONS
+from speech_emotion_recognition.predict.adapt import WARMUP_WINDOWS, RunningCentre
 from speech_emotion_recognition.predict.stream import stream_events
 from speech_emotion_recognition.serve import build_service
 from tests.conftest import compose_config
@@ -146,6 +147,34 @@ def test_float32_at_48_khz_is_resampled_to_the_same_events(server, talk, expecte
     # happy 0.35) and came out happy through the resampler once windows were scored shifted
     assert_same_events(got, expected, tolerance=TOLERANCE, decided=0.1)
     assert sum(e["type"] == "window" and margin(e) > 0.1 for e in expected) >= 4
+
+
+def test_a_stream_adapting_to_its_speaker_keeps_the_model_answer_while_it_warms_up(
+    server, talk, expected
+):
+    got = stream(server, frames(talk, 1600), {"adapt": "speaker"})
+    windows = [e for e in got if e["type"] == "window"]
+    wanted = [e for e in expected if e["type"] == "window"]
+    assert len(windows) == len(wanted) < WARMUP_WINDOWS  # all of them within the warm-up
+    assert all(e["adapted"] is False for e in windows)
+    assert_same_events(got, expected)
+    assert [e["unadapted_label"] for e in windows] == [e["label"] for e in windows]
+
+
+def test_past_its_warm_up_a_stream_answers_centred_and_keeps_the_model_label(
+    talk, expected, tmp_path
+):
+    predictor = build_service(compose_config("serve", tmp_path, [f"ckpt={RELEASE}"])).predictor
+    audio = talk.astype(np.float32) / 32768
+    chunks = np.split(audio, range(1600, len(audio), 1600))
+    got = list(stream_events(predictor, SPEECH, chunks, centre=RunningCentre(warmup=2)))
+    windows = [e for e in got if e["type"] == "window"]
+    wanted = [e for e in expected if e["type"] == "window"]
+    assert [e["adapted"] for e in windows] == [False, False] + [True] * (len(windows) - 2)
+    assert [e["unadapted_label"] for e in windows] == [e["label"] for e in wanted]
+    assert windows[:2] == [{**w, "unadapted_label": w["label"], "adapted": False}
+                           for w in windows[:2]]  # fmt: skip
+    assert any(e["label"] != e["unadapted_label"] for e in windows[2:])
 
 
 def test_eight_streams_at_once_all_get_their_events(server, talk, expected):

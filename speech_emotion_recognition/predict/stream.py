@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speech_emotion_recognition.audio import crop_or_pad
+from speech_emotion_recognition.predict.adapt import RunningCentre
 from speech_emotion_recognition.predict.predictor import Predictor, segment_row
 from speech_emotion_recognition.predict.speech import (
     DETECTOR_RATE,
@@ -231,21 +232,37 @@ def events(
     probabilities: np.ndarray | None,
     rate: int,
     names: list[str],
+    centre: RunningCentre | None = None,
 ) -> list[dict]:
     """JSON-ready events: `probabilities` has one row per window among `items`, in order.
-    A window's fields are those `inference.py segments=true` writes for a file's segment."""
+    A window's fields are those `inference.py segments=true` writes for a file's segment; with
+    a `centre` (adapt=speaker) they are its adapted answer, plus the model's `unadapted_label`
+    and whether the window was `adapted` (not while the centre warms up)."""
+    adapted: list[bool] = []
+    if centre is not None and probabilities is not None:
+        original = probabilities
+        probabilities, adapted = centre(probabilities)
     found = iter([] if probabilities is None else probabilities)
-    result = []
+    result, window = [], 0
     for item in items:
         if isinstance(item, WindowReady):
-            result.append({"type": "window", **segment_row(item.span, next(found), rate, names)})
+            event = {"type": "window", **segment_row(item.span, next(found), rate, names)}
+            if adapted:
+                event["unadapted_label"] = names[int(original[window].argmax())]
+                event["adapted"] = adapted[window]
+            result.append(event)
+            window += 1
         else:
             result.append({"type": item.kind, "time": round(item.sample / rate, 3)})
     return result
 
 
 def stream_events(
-    predictor: Predictor, config: SpeechConfig, chunks: Iterable[np.ndarray], batch_size: int = 16
+    predictor: Predictor,
+    config: SpeechConfig,
+    chunks: Iterable[np.ndarray],
+    batch_size: int = 16,
+    centre: RunningCentre | None = None,
 ) -> Iterator[dict]:
     """One stream through the engine, synchronously (listen.py, the tests): each chunk's
     settled windows go through the model together, events come out in order."""
@@ -260,4 +277,4 @@ def stream_events(
     for items in settled():
         audio = windows_of(items)
         found = predictor.probabilities(audio, batch_size) if audio else None
-        yield from events(items, found, rate, names)
+        yield from events(items, found, rate, names, centre)

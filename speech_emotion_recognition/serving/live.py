@@ -2,11 +2,14 @@
 
 Protocol. The server opens with `{"type": "ready", ...}` (model, classes, rate, limits). A
 client may then send one text message of options, `{"sample_rate": 48000, "format":
-"float32"}` (default 16000 Hz, "pcm16": little-endian int16), before any audio; binary frames
+"float32", "adapt": "speaker"}` (default 16000 Hz, "pcm16": little-endian int16, "none"),
+before any audio; binary frames
 are mono samples; the text `{"type": "end"}` ends the stream: the rest is settled, `{"type":
 "done"}` follows and the socket closes (1000). Events: `speech_start` / `speech_end` (`time`,
 seconds from the stream's start) and `window` (`start`, `end`, `label`, `confidence`, one
-probability per class), as `inference.py segments=true` writes them for a file.
+probability per class), as `inference.py segments=true` writes them for a file; with
+`"adapt": "speaker"` the stream is one speaker and windows also carry `unadapted_label` and
+`adapted` (false during the warm-up, predict/adapt.py).
 
 Each stream has its own detector state and recent audio (stream.py); the model is the
 server's one Predictor: windows of all streams wait in one queue and go through it together.
@@ -30,6 +33,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from speech_emotion_recognition.predict.adapt import RunningCentre
 from speech_emotion_recognition.predict.stream import SpeechStream, events, windows_of
 from speech_emotion_recognition.serving.service import EmotionService
 
@@ -141,20 +145,22 @@ def read_text(text: str) -> dict:
     return message
 
 
-def options(chosen: dict, model_rate: int) -> tuple[int, str]:
-    """(sample rate, format) from the client's options message."""
+def options(chosen: dict, model_rate: int) -> tuple[int, str, str]:
+    """(sample rate, format, adapt) from the client's options message."""
     try:
-        assert set(chosen) <= {"type", "sample_rate", "format"}
+        assert set(chosen) <= {"type", "sample_rate", "format", "adapt"}
         rate = chosen.get("sample_rate", model_rate)
         fmt = chosen.get("format", "pcm16")
+        adapt = chosen.get("adapt", "none")
         assert isinstance(rate, int) and RATES[0] <= rate <= RATES[1] and fmt in FORMATS
-    except AssertionError:
+        assert adapt in ("none", "speaker")
+    except (AssertionError, TypeError):  # TypeError: an unhashable value such as a list
         raise Refused(
             1007,
-            'options are {"sample_rate": 8000-96000, "format": "pcm16" or "float32"}, '
-            "sent before any audio",
+            'options are {"sample_rate": 8000-96000, "format": "pcm16" or "float32", '
+            '"adapt": "none" or "speaker"}, sent before any audio',
         ) from None
-    return rate, fmt
+    return rate, fmt, adapt
 
 
 def same_site(socket: WebSocket, allowed: Sequence[str]) -> bool:
@@ -232,6 +238,7 @@ class LiveStreams:
         stream = SpeechStream(self.service.speech, model_rate)
         await socket.send_json(self.ready())
         samples = Samples(model_rate, "pcm16", model_rate, self.limits.max_frame_bytes)
+        centre: RunningCentre | None = None
         started = False
         limit = int(self.limits.max_seconds * model_rate)
         opened = time.monotonic()
@@ -247,24 +254,27 @@ class LiveStreams:
                 started = True
                 audio = samples(message["bytes"])
                 room = limit - stream.received
-                await self._send(socket, await run_in_threadpool(stream.feed, audio[:room]))
+                await self._send(socket, await run_in_threadpool(stream.feed, audio[:room]), centre)
                 if len(audio) > room:
-                    await self._send(socket, await run_in_threadpool(stream.finish))
+                    await self._send(socket, await run_in_threadpool(stream.finish), centre)
                     raise Refused(1008, f"stream over the limit of {self.limits.max_seconds:g} s")
                 continue
             text = read_text(message.get("text") or "")
             if text.get("type") == "end":
                 rest = samples(b"", last=True)[: limit - stream.received]
-                await self._send(socket, await run_in_threadpool(stream.feed, rest))
-                await self._send(socket, await run_in_threadpool(stream.finish))
+                await self._send(socket, await run_in_threadpool(stream.feed, rest), centre)
+                await self._send(socket, await run_in_threadpool(stream.finish), centre)
                 await socket.send_json({"type": "done", "seconds": stream.received / model_rate})
                 await socket.close(1000, "end of stream")
                 return
             if started:
                 raise Refused(1007, "options come before any audio")
-            rate, fmt = options(text, model_rate)
+            rate, fmt, adapt = options(text, model_rate)
             samples = Samples(rate, fmt, model_rate, self.limits.max_frame_bytes)
-            await socket.send_json({"type": "options", "sample_rate": rate, "format": fmt})
+            centre = RunningCentre() if adapt == "speaker" else None
+            await socket.send_json(
+                {"type": "options", "sample_rate": rate, "format": fmt, "adapt": adapt}
+            )
 
     def _keeps_pace(self, audio_seconds: float, wall_seconds: float) -> None:
         """Refused (1008) once past the grace, a stream behind `min_realtime`."""
@@ -279,11 +289,13 @@ class LiveStreams:
                 f"{limits.grace_seconds:g} s",
             )
 
-    async def _send(self, socket: WebSocket, items: list) -> None:
+    async def _send(
+        self, socket: WebSocket, items: list, centre: RunningCentre | None = None
+    ) -> None:
         audio = windows_of(items)
         found = await self.queue.probabilities(audio) if audio else None
         predictor = self.service.predictor
-        for event in events(items, found, predictor.sample_rate, predictor.class_names):
+        for event in events(items, found, predictor.sample_rate, predictor.class_names, centre):
             await socket.send_json(event)
 
 
