@@ -5,6 +5,7 @@ import pytest
 
 from speech_emotion_recognition.predict.adapt import (
     RunningCentre,
+    SpeakerMemory,
     adapt_rows,
     adapted_columns,
     centred,
@@ -76,3 +77,16 @@ def test_a_stream_adapts_after_its_warm_up_on_the_mean_so_far():
     logs = np.log(probabilities)
     for k in range(3, 7):
         assert np.allclose(answers[k], softmax(logs[k] - logs[: k + 1].mean(axis=0)))
+
+
+def test_the_server_remembers_a_bounded_number_of_speakers():
+    memory = SpeakerMemory(max_speakers=2, warmup=1)
+    p = softmax(np.array([0.0, 1.0, 2.0]))
+    assert memory("ann", p) == (pytest.approx(p), False)  # the first file: the model's answer
+    memory("bob", p)
+    memory("ann", p)  # heard again: the most recent
+    memory("cy", p)
+    assert len(memory) == 2 and "bob" not in memory
+    assert "ann" in memory and "cy" in memory
+    answer, adapted = memory("ann", softmax(np.array([2.0, 1.0, 0.0])))  # ann's third file
+    assert adapted and answer.argmax() == 0

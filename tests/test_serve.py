@@ -138,6 +138,21 @@ def bad_uploads(tmp_path) -> dict:
 
 
 @pytest.mark.real_data
+def test_a_named_speaker_gets_the_model_answer_while_the_server_warms_up(client):
+    def named(speaker: str):
+        with open(CLIP, "rb") as f:
+            form = {"speaker": speaker}
+            return client.post("/predict", files={"file": (CLIP.name, f)}, data=form)
+
+    plain = post(client, CLIP).json()
+    answered = named("ann")
+    answer = answered.json()
+    assert answered.status_code == 200 and answer["speaker"] == "ann" and not answer["adapted"]
+    assert answer["label"] == answer["unadapted_label"] == plain["label"]
+    assert "speaker" not in plain
+    assert named("x" * 201).status_code == 422
+
+
 def test_bad_uploads_get_a_4xx_that_says_why_and_the_server_keeps_serving(client, tmp_path):
     for case, (path, status, message) in bad_uploads(tmp_path).items():
         response = post(client, path, name=f"../../etc/{path.name}")

@@ -11,7 +11,7 @@ that emotion away from them, so such speakers get a note in `adapt_note`.
 from __future__ import annotations
 
 import csv
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,6 +61,30 @@ class RunningCentre:
             answers.append(exp / exp.sum())
             adapted.append(True)
         return np.array(answers).reshape(probabilities.shape), adapted
+
+
+class SpeakerMemory:
+    """A server's running centres, one per speaker a request names, at most `max_speakers`:
+    the speaker heard least recently is forgotten first, so no client can grow the memory."""
+
+    def __init__(self, max_speakers: int, warmup: int = WARMUP_WINDOWS) -> None:
+        self.max_speakers, self.warmup = max_speakers, warmup
+        self._centres: OrderedDict[str, RunningCentre] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._centres)
+
+    def __contains__(self, speaker: str) -> bool:
+        return speaker in self._centres
+
+    def __call__(self, speaker: str, probabilities: np.ndarray) -> tuple[np.ndarray, bool]:
+        """One file's probabilities -> its answer for this speaker, and whether it is adapted."""
+        centre = self._centres.pop(speaker, None) or RunningCentre(self.warmup)
+        self._centres[speaker] = centre
+        while len(self._centres) > self.max_speakers:
+            self._centres.popitem(last=False)
+        answers, adapted = centre(probabilities[None, :])
+        return answers[0], adapted[0]
 
 
 def speakers_by_folder(paths: Sequence[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import gradio as gr
-from fastapi import FastAPI, File, Request, Response, UploadFile
+from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 VERSION = version("speech-emotion-recognition")
 SAFE_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 CHUNK = 1 << 20
+MAX_SPEAKER_NAME = 200  # characters of /predict's speaker field
 MULTIPART_SLACK = 64 * 1024  # a body may exceed the file limit by its multipart framing
 PAGE_JSON_BYTES = 1 << 20  # the page's JSON messages carry paths and options, never audio
 
@@ -122,10 +123,19 @@ def create_app(
     async def predict(
         request: Request,
         file: Annotated[UploadFile, File(description="wav, flac, ogg or mp3")],
+        speaker: Annotated[
+            str | None,
+            Form(
+                max_length=MAX_SPEAKER_NAME,
+                description="adapt to this speaker over their uploads (after 20 of them)",
+            ),
+        ] = None,
     ) -> dict:
         """The row `inference.py` writes for this file (path, label, confidence, the six
         probabilities, error; `path` is the uploaded name) plus its speech `segments` and
-        `duration`. 4xx with `detail` when the upload is not usable. The work stops when the
+        `duration`. With `speaker`, the file-level answer is adapted to that speaker over
+        their uploads so far (`unadapted_*`, `adapted`; the server remembers a bounded number
+        of speakers). 4xx with `detail` when the upload is not usable. The work stops when the
         client disconnects."""
         name = upload_name(file.filename)
         suffix = Path(name).suffix.lower()
@@ -147,6 +157,8 @@ def create_app(
             finally:
                 watcher.cancel()
         segments = [{**s, "path": name} for s in answer["segments"]]
+        if speaker:
+            answer = service.adapt(answer, speaker)
         return {**answer, "path": name, "segments": segments}
 
     add_stream_route(app, service, stream_limits)

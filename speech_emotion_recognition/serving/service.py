@@ -19,6 +19,7 @@ import torch
 
 from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.audio import AudioError, AudioTooLong, UnreadableAudio, load_audio
+from speech_emotion_recognition.predict.adapt import SpeakerMemory
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     cut_windows,
@@ -49,6 +50,7 @@ class Limits:
     max_seconds: float = 600.0
     max_megabytes: float = 50.0
     disk_megabytes: float = 1024.0
+    max_speakers: int = 1000
 
     @property
     def max_bytes(self) -> int:
@@ -100,7 +102,25 @@ class EmotionService:
         self.model = ckpt.stem
         self.sha256 = hashlib.sha256(ckpt.read_bytes()).hexdigest()
         self.release_figures = release_figures(ckpt)
+        self.speakers = SpeakerMemory(limits.max_speakers)
         self._lock = threading.Lock()
+
+    def adapt(self, answer: dict, speaker: str) -> dict:
+        """`/predict`'s answer adapted to `speaker` (adapt.py's running centre, kept in a
+        bounded memory): the file-level fields adapted, the model's own as unadapted_*."""
+        names = self.predictor.class_names
+        probabilities, adapted = self.speakers(speaker, np.array([answer[n] for n in names]))
+        best = int(probabilities.argmax())
+        return {
+            **answer,
+            "label": names[best],
+            "confidence": float(probabilities[best]),
+            **{n: float(p) for n, p in zip(names, probabilities, strict=True)},
+            "speaker": speaker,
+            "adapted": adapted,
+            "unadapted_label": answer["label"],
+            **{f"unadapted_{n}": answer[n] for n in names},
+        }
 
     def check_size(self, n_bytes: int) -> None:
         if n_bytes == 0:
