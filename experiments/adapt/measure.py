@@ -1,9 +1,9 @@
 """What adapt=speaker gains and costs, from inference.py's per-file probabilities.
 
-    python experiments/adapt/measure.py PREDICTIONS.csv DATA [PREDICTIONS.csv DATA ...] --out DIR
+    python experiments/adapt/measure.py PREDICTIONS.csv DATA MODEL [... DATA MODEL] --out DIR
 
-Each PREDICTIONS.csv is `inference.py output=` of the default release on all of a corpus that
-it never trained on, DATA that corpus's data option (urdu, nemo): its parser gives each file's
+Each PREDICTIONS.csv is `inference.py output=` of MODEL on all of a corpus that it never
+trained on, DATA that corpus's data option (urdu, nemo, cremad): its parser gives each file's
 label and speaker. Only files whose label is one of the model's classes count. For k clips per
 speaker (1, 5, 20, all) drawn at random without replacement (`--repeats` draws, seeds 0…),
 accuracy before and after centring each speaker's log-probabilities over the drawn clips; then
@@ -125,17 +125,18 @@ def cell(s: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("pairs", nargs="+", help="PREDICTIONS.csv DATA, repeated")
+    parser.add_argument("triples", nargs="+", help="PREDICTIONS.csv DATA MODEL, repeated")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "adapt")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     report = {}
-    for predictions, data in zip(args.pairs[::2], args.pairs[1::2], strict=True):
+    groups = args.triples
+    for predictions, data, model in zip(groups[::3], groups[1::3], groups[2::3], strict=True):
         speakers, names = load(Path(predictions), data)
         shares = [max(np.bincount([y for _, y in g])) / len(g) for g in speakers.values()]
         one_emotion = sum(share >= 0.8 for share in shares)
         common = {"speakers": len(speakers), "clips": sum(map(len, speakers.values())),
-                  "one_emotion_speakers": int(one_emotion)}  # fmt: skip
+                  "one_emotion_speakers": int(one_emotion), "model": model}  # fmt: skip
         report[f"{data}, all {len(names)} classes"] = {**common, **measure(speakers, args.repeats)}
         present = len({y for group in speakers.values() for _, y in group})
         report[f"{data}, its {present} classes"] = {
@@ -147,14 +148,14 @@ def main() -> None:
     lines = [
         "# adapt=speaker on corpora the default release never heard",
         "",
-        f"`python experiments/adapt/measure.py`; accuracy of `ser-mid-multi` at default "
-        f"settings, mean ± sample sd over {args.repeats} random draws per row.",
+        f"`python experiments/adapt/measure.py`; accuracy of a model that never heard the "
+        f"corpus, at default settings, mean ± sample sd over {args.repeats} random draws per row.",
         "",
         "Scored over all the model's classes (what `inference.py` answers) and over the corpus's "
         "own classes only (the model's probabilities of those, renormalised).",
         "",
-        "| corpus, classes scored | clips per speaker | before | after | gain |",
-        "|---|---|---:|---:|---:|",
+        "| model | corpus, classes scored | clips per speaker | before | after | gain |",
+        "|---|---|---|---:|---:|---:|",
     ]
     for data, r in report.items():
         for k in [*(str(k or "all") for k in KS), "skewed"]:
@@ -162,7 +163,7 @@ def main() -> None:
                     if k == "skewed" else k)  # fmt: skip
             who = (f"{r['speakers']} speakers, {r['one_emotion_speakers']} of them ≥ 80 % one "
                    f"emotion, {r['clips']} clips")  # fmt: skip
-            lines.append(f"| {data} ({who}) | {what} | "
+            lines.append(f"| {r['model']} | {data} ({who}) | {what} | "
                          f"{cell(r[k]['before'])} | {cell(r[k]['after'])} | "
                          f"{cell(r[k]['gain'])} |")  # fmt: skip
     (args.out / "adapt.md").write_text("\n".join(lines) + "\n")
