@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from speech_emotion_recognition.audio import AudioError, crop_or_pad
+from speech_emotion_recognition.predict.gate import holds_speech
 
 NO_SPEECH = "no speech detected"
 DETECTOR_RATE = 16000  # silero-vad runs at 16 kHz (or 8 kHz)
@@ -36,6 +37,7 @@ class SpeechConfig:
     window_seconds: float
     hop_seconds: float
     shift_seconds: float
+    gate: str | None = None
 
 
 @dataclass
@@ -133,6 +135,9 @@ def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) ->
         # (58 of the 11,441 clips of the training corpora): a file without a region is scored
         # again at `weak_threshold` with the same rules; a stream never is (it has no end).
         found = segments(probabilities, len(audio), config, config.weak_threshold)
+        # ...and so can a dog, a drill or a siren: there a learned gate decides (gate.py)
+        if found and config.gate and not holds_speech(audio, config.gate):
+            found = []
     return merge(found, int(config.merge_gap_seconds * sample_rate))
 
 
