@@ -1,6 +1,8 @@
 """Speech, not loudness, decides what is predicted (silero-vad on real RAVDESS speech)."""
 
 import csv
+import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +13,12 @@ from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.audio import AudioError, load_audio
 from speech_emotion_recognition.inference import run
 from speech_emotion_recognition.noise import coloured_noise, rms
-from speech_emotion_recognition.predict.speech import SpeechConfig, speech_windows
+from speech_emotion_recognition.predict.speech import (
+    SpeechConfig,
+    normalise,
+    speech_regions,
+    speech_windows,
+)
 from tests.audio import tone
 from tests.test_inference import config
 
@@ -120,3 +127,29 @@ def test_segments_follow_the_speech_of_a_long_recording(tmp_path):
     for (start, end), (on, off) in zip(segments, speech, strict=True):
         assert abs(start - on) <= 0.3 and abs(end - off) <= 0.3, (start, end, on, off)
     assert timeline.stat().st_size > 10_000
+
+
+GATED = replace(SPEECH, gate="models/speech-gate.safetensors")
+FOLD2 = PROJECT_ROOT / "data" / "NOISE" / "urbansound8k" / "fold2"
+
+
+def regions(path, config: SpeechConfig) -> list:
+    return speech_regions(normalise(load_audio(str(path), 16000), config), 16000, config)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", ["100652-3-0-0.ogg", "118723-4-0-0.ogg", "102871-8-0-10.ogg"])
+def test_the_gate_refuses_a_dog_a_drill_and_a_siren_the_second_look_takes(name):
+    assert not regions(FOLD2 / name, replace(SPEECH, weak_threshold=None))  # not at 0.5
+    assert regions(FOLD2 / name, SPEECH)  # today's second look takes it for speech
+    assert not regions(FOLD2 / name, GATED)
+
+
+@pytest.mark.real_data
+def test_the_gate_keeps_the_shouts_that_silero_hears_only_at_its_weak_threshold():
+    shouts = json.loads((PROJECT_ROOT / "reports/corpora/ravdess.json").read_text())
+    weak_only = shouts["speech_only_at_weak_threshold"]
+    assert len(weak_only) == 15
+    for name in weak_only:
+        assert not regions(RAVDESS / name, replace(SPEECH, weak_threshold=None)), name
+        assert regions(RAVDESS / name, GATED), name
