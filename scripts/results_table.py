@@ -3,7 +3,7 @@
     python scripts/results_table.py            # rewrite the table in README.md
     python scripts/results_table.py --check    # exit 1 if README.md's table is not this one
 
-One row per shipped release (models/*.safetensors, the default first): its size, its files/s
+One row per shipped release (a model card in models/, the default first): its size, its files/s
 at default settings (reports/speed/speed.json, `scripts/benchmark.py models=[] releases=all`),
 its recipe's accuracy on speakers it never heard (reports/<release>/cv/kfold*/summary.json) and
 on corpora it never heard (reports/<release>/cv/xcorpus*/summary.json), mean ± sample sd.
@@ -70,7 +70,7 @@ def unseen_corpora(reports: Path) -> str:
 
 def table(root: Path = PROJECT_ROOT) -> str:
     default = default_release(root)
-    names = sorted((p.stem for p in (root / "models").glob("*.safetensors")),
+    names = sorted((p.stem for p in (root / "models").glob("*.md")),  # a release has a card
                    key=lambda n: (n != default, n))  # fmt: skip
     speed = json.loads((root / "reports" / "speed" / "speed.json").read_text())
     lines = [
