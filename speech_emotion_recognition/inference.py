@@ -109,9 +109,9 @@ def run(cfg: DictConfig) -> int:
         log.error("speakers=%s: no such CSV (columns path,speaker), or speakers=folder",
                   cfg.speakers)  # fmt: skip
         return 2
-    if cfg.timeline and source.is_dir() and Path(cfg.timeline).suffix.lower() == ".png":
-        log.error("input=%s is a folder: timeline= takes a folder for its PNGs, one per file, "
-                  "not %s", source, cfg.timeline)  # fmt: skip
+    if cfg.timeline and len(paths) > 1 and Path(cfg.timeline).suffix.lower() == ".png":
+        log.error("input=%s holds %d files: timeline= takes a folder for their PNGs, one per "
+                  "file, not %s", source, len(paths), cfg.timeline)  # fmt: skip
         return 2
     device = resolve_device(cfg.device)
     try:
