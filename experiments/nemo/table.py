@@ -51,13 +51,24 @@ def table(logs: Path, out: Path) -> dict:
         "nemo_out": training_run(logs / "nemo_out"),
     }
     summary = logs / "nemo_kfold" / "summary.json"
+    folds = [
+        training_run(p.parent) for p in sorted((logs / "nemo_kfold").glob("fold*/metrics.json"))
+    ]
     if summary.is_file():
         s = json.loads(summary.read_text())
         rows["nemo_kfold"] = {
             n: s[f"test_{key}"]
             for n, key in (("accuracy", "accuracy"), ("ua", "ua"), ("macro_f1", "macro_f1"))
         }
-        rows["nemo_kfold"]["folds"] = s["runs"]  # fmt: skip
+        rows["nemo_kfold"]["folds"] = s["runs"]
+    elif folds:  # the sweep did not end: the folds that did, one by one
+        rows["nemo_kfold"] = {
+            n: {"mean": statistics.fmean(f[n] for f in folds),
+                "sd": statistics.stdev(f[n] for f in folds) if len(folds) > 1 else 0.0}
+            for n in ("accuracy", "ua", "macro_f1")
+        }  # fmt: skip
+        rows["nemo_kfold"]["folds"] = f"{len(folds)} of 5"
+        rows["nemo_kfold"]["per_fold"] = [f["accuracy"] for f in folds]
     else:
         rows["nemo_kfold"] = None
     default = logs / "default_on_nemo" / "metrics.json"
@@ -115,7 +126,9 @@ def markdown(report: dict) -> str:
         if r is None:
             lines.append(f"| `{name}` | {trained} | {tested} | not run | | | |")
             continue
-        note = (f"{r['folds']} folds, mean ± sd" if "folds" in r else
+        done = ", ".join(f"{a:.3f}" for a in r.get("per_fold", []))
+        unfinished = f" (per fold {done}; the sweep did not finish)" if done else ""
+        note = (f"{r['folds']} folds, mean ± sd{unfinished}" if "folds" in r else
                 f"{r['clips']} clips; UA, F1 over its 5 classes" if "clips" in r else
                 f"{r['epochs']} epochs, {r['fit_minutes']:.0f} min, {r['precision']}")  # fmt: skip
         lines.append(f"| `{name}` | {trained} | {tested} | {fmt(r['accuracy'])} | "
