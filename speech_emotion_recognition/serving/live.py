@@ -40,6 +40,7 @@ from speech_emotion_recognition.serving.service import EmotionService
 log = logging.getLogger(__name__)
 FORMATS = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 RATES = (8000, 96000)  # accepted client sample rates, resampled to the model's
+CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,8 @@ def options(chosen: dict, model_rate: int) -> tuple[int, str, str]:
     except (AssertionError, TypeError):  # TypeError: an unhashable value such as a list
         raise Refused(
             1007,
-            'options are {"sample_rate": 8000-96000, "format": "pcm16" or "float32", '
-            '"adapt": "none" or "speaker"}, sent before any audio',
+            'options: {"sample_rate": 8000-96000, "format": "pcm16"|"float32", '
+            '"adapt": "none"|"speaker"} before audio',
         ) from None
     return rate, fmt, adapt
 
@@ -229,7 +230,8 @@ class LiveStreams:
         try:
             if error:
                 await socket.send_json({"type": "error", "code": code, "message": reason})
-            await socket.close(code, reason)
+            # a close frame's reason holds at most 123 bytes; the error event has it whole
+            await socket.close(code, reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore"))
         except (WebSocketDisconnect, RuntimeError):
             pass  # gone meanwhile
 
