@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -21,29 +20,12 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import speech_emotion_recognition  # noqa: F401  sets PROJECT_ROOT, which the config's paths use
-from speech_emotion_recognition.audio import AudioError
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.data.clips import Clip
 from speech_emotion_recognition.data.duplicates import repeats
-from speech_emotion_recognition.predict.speech import (
-    DETECTOR_RATE,
-    SpeechConfig,
-    normalise,
-    speech_regions,
-)
+from speech_emotion_recognition.predict.speech import DETECTOR_RATE, SpeechConfig, how_heard
 
 log = logging.getLogger(__name__)
-
-
-def speech_found(audio: np.ndarray, config: SpeechConfig) -> str:
-    """ "yes" at the detector's threshold, "weak" only at its weak threshold, else "no"."""
-    try:
-        audio = normalise(audio, config)
-    except AudioError:
-        return "no"
-    if speech_regions(audio, DETECTOR_RATE, replace(config, weak_threshold=None)):
-        return "yes"
-    return "weak" if speech_regions(audio, DETECTOR_RATE, config) else "no"
 
 
 def audit(clips: list[Clip], cache: AudioCache, config: SpeechConfig, root: Path) -> dict:
@@ -51,7 +33,7 @@ def audit(clips: list[Clip], cache: AudioCache, config: SpeechConfig, root: Path
     reasons = {c.path: cache.ensure(c.path) for c in tqdm(clips, desc="decode", unit="file")}
     usable = [c for c in clips if reasons[c.path] is None]
     seconds = np.array([len(cache.load(c.path)) / DETECTOR_RATE for c in usable])
-    found = {c.path: speech_found(np.asarray(cache.load(c.path)), config)
+    found = {c.path: how_heard(np.asarray(cache.load(c.path)), config)
              for c in tqdm(usable, desc="speech", unit="file")}  # fmt: skip
     speakers = {c.speaker: c.sex for c in clips}
 

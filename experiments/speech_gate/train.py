@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -33,7 +32,7 @@ from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.audio import audio_files, load_audio
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.predict.gate import RATE, GateFeatures, SpeechGate
-from speech_emotion_recognition.predict.speech import SpeechConfig, normalise, speech_regions
+from speech_emotion_recognition.predict.speech import SpeechConfig, how_heard
 
 NOISE = PROJECT_ROOT / "data" / "NOISE"
 URBAN = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
@@ -116,17 +115,6 @@ def fit(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> SpeechGate:
 def scores(gate: SpeechGate, features: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         return torch.sigmoid(gate(torch.as_tensor(features))).numpy()
-
-
-def silero(audio: np.ndarray, config: SpeechConfig) -> str:
-    """ "yes" at the threshold, "weak" only at the weak threshold, else "no"."""
-    try:
-        audio = normalise(audio, config)
-    except Exception:
-        return "no"
-    if speech_regions(audio, RATE, replace(config, weak_threshold=None)):
-        return "yes"
-    return "weak" if speech_regions(audio, RATE, replace(config, gate=None)) else "no"
 
 
 def markdown(report: dict) -> str:
@@ -227,7 +215,7 @@ def main() -> None:
     per_class: dict[str, Counter] = {name: Counter() for name in URBAN}
     for path in tqdm(audio_files(NOISE / "urbansound8k" / "fold2"), desc="fold 2", unit="clip"):
         audio = load_audio(str(path), RATE)
-        heard = silero(audio, config)
+        heard = how_heard(audio, config)
         gated = heard == "yes" or (
             heard == "weak" and scores(gate, extract(audio)[None])[0] >= gate.threshold
         )

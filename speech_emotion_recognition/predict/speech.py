@@ -9,7 +9,7 @@ level. Windows are cut from the speech regions, so no window without speech reac
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -139,6 +139,18 @@ def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) ->
         if found and config.gate and not holds_speech(audio, config.gate):
             found = []
     return merge(found, int(config.merge_gap_seconds * sample_rate))
+
+
+def how_heard(audio: np.ndarray, config: SpeechConfig) -> str:
+    """How silero hears a file (16 kHz), before any gate: "yes" at its threshold, "weak" only
+    at the weak threshold, else "no" (the audits and the gate's measurement count these)."""
+    try:
+        audio = normalise(audio, config)
+    except AudioError:
+        return "no"
+    if speech_regions(audio, DETECTOR_RATE, replace(config, weak_threshold=None)):
+        return "yes"
+    return "weak" if speech_regions(audio, DETECTOR_RATE, replace(config, gate=None)) else "no"
 
 
 def spans(regions: list[tuple[int, int]], n_samples: int, window: int, hop: int) -> list[Span]:
