@@ -25,14 +25,20 @@ EPSILON = 1e-12
 WARMUP_WINDOWS = 20
 
 
+def _logs(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probabilities, EPSILON, 1.0))
+
+
+def _softmax(logs: np.ndarray) -> np.ndarray:
+    exp = np.exp(logs - logs.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def centred(probabilities: np.ndarray) -> np.ndarray:
     """(files, classes) probabilities of one speaker -> the same with that speaker's mean
     log-probability removed, renormalised (softmax of the centred log-probabilities)."""
-    logs = np.log(np.clip(probabilities, EPSILON, 1.0))
-    logs = logs - logs.mean(axis=0, keepdims=True)
-    logs = logs - logs.max(axis=1, keepdims=True)
-    exp = np.exp(logs)
-    return exp / exp.sum(axis=1, keepdims=True)
+    logs = _logs(probabilities)
+    return _softmax(logs - logs.mean(axis=0, keepdims=True))
 
 
 class RunningCentre:
@@ -49,16 +55,14 @@ class RunningCentre:
         """Windows (n, classes) in stream order -> their answers and whether each is adapted."""
         answers, adapted = [], []
         for row in probabilities:
-            logs = np.log(np.clip(row, EPSILON, 1.0))
+            logs = _logs(row)
             self.total = logs if self.total is None else self.total + logs
             self.count += 1
             if self.count <= self.warmup:
                 answers.append(row)
                 adapted.append(False)
                 continue
-            centred_logs = logs - self.total / self.count
-            exp = np.exp(centred_logs - centred_logs.max())
-            answers.append(exp / exp.sum())
+            answers.append(_softmax(logs - self.total / self.count))
             adapted.append(True)
         return np.array(answers).reshape(probabilities.shape), adapted
 
