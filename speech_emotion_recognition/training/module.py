@@ -135,6 +135,10 @@ class EmotionRecognitionModule(L.LightningModule):
                 for i, name in enumerate(names)
             }
         )
+        # ... and each corpus's confusion counts, for per-class recall on a corpus left out.
+        self.corpus_confusion = torch.nn.ModuleDict(
+            {key: MulticlassConfusionMatrix(n_classes) for key in self.corpus_metrics}
+        )
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, samples) at the feature sample rate -> logits (B, n_classes)."""
@@ -178,6 +182,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 key, mine = f"{stage}_{index}", rest[0] == index
                 if key in self.corpus_metrics:
                     self.corpus_metrics[key].update(predictions[mine], labels[mine])
+                    self.corpus_confusion[key].update(predictions[mine], labels[mine])
         if f"{stage}_" in self.confusion:
             self.confusion[f"{stage}_"].update(predictions, labels)
         on_step = stage == "train"
@@ -205,12 +210,18 @@ class EmotionRecognitionModule(L.LightningModule):
         self._step(batch, "test")
 
     def _log_corpora(self, stage: str) -> None:
-        """Per-corpus figures of the epoch, for the corpora that had clips in it."""
+        """Per-corpus figures of the epoch, for the corpora that had clips in it, and their
+        confusion counts in `confusion_counts` under "stage/corpus"."""
         for key in sorted(k for k in self.corpus_metrics if k.startswith(f"{stage}_")):
-            metrics = self.corpus_metrics[key]
+            metrics, confusion = self.corpus_metrics[key], self.corpus_confusion[key]
             if any(metric.update_called for metric in metrics.values()):
                 self.log_dict(metrics.compute())
+                if not self.trainer.sanity_checking:
+                    name = self.hparams.corpora[int(key.rsplit("_", 1)[1])]
+                    counts = confusion.compute().cpu().int().tolist()
+                    self.confusion_counts[f"{stage}/{name}"] = counts
             metrics.reset()
+            confusion.reset()
 
     def _save_confusion(self, stage: str) -> None:
         """The epoch's confusion matrix as a figure, and its counts in `confusion_counts` for
