@@ -8,6 +8,16 @@ import torchaudio
 from torch import nn
 
 
+def band_normalised(db: torch.Tensor) -> torch.Tensor:
+    """Each mel band's mean over the clip's voiced frames removed from those frames (cepstral
+    mean normalisation on the log-mel): a voice's or a microphone's spectral tilt, constant over
+    the clip, leaves the image; silent frames (all noise, 0) stay 0. One clip is enough."""
+    voiced = (db > 0).any(dim=-2, keepdim=True)  # (B, 1, 1, frames)
+    frames = voiced.sum(dim=-1, keepdim=True).clamp(min=1)
+    band_mean = (db * voiced).sum(dim=-1, keepdim=True) / frames
+    return torch.where(voiced, db - band_mean, db)
+
+
 class LogMelFeatures(nn.Module):
     """Batch waveforms -> standardised, noise-trimmed log-mel images, on the model's device.
 
@@ -28,6 +38,7 @@ class LogMelFeatures(nn.Module):
         trim_db: float,
         n_frames: int,
         eps: float,
+        band_norm: bool = False,
     ) -> None:
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(
@@ -43,13 +54,15 @@ class LogMelFeatures(nn.Module):
         self.trim_db = trim_db
         self.n_frames = n_frames
         self.eps = eps
+        self.band_norm = band_norm
 
     def trimmed_db(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, 1, n_mels, frames) in dB above each clip's floor, noise at 0."""
         # (B, 1, T) keeps AmplitudeToDB's top_db clamp per clip rather than per batch.
         db = self.to_db(self.mel(waveforms.float().unsqueeze(1)))
         above_floor = db - db.amin(dim=(-2, -1), keepdim=True)
-        return above_floor.masked_fill(above_floor < self.trim_db, 0.0)
+        trimmed = above_floor.masked_fill(above_floor < self.trim_db, 0.0)
+        return band_normalised(trimmed) if self.band_norm else trimmed
 
     # Features stay fp32 under mixed precision: in bf16 the dB values are off by about 2 %.
     @torch.autocast("cuda", enabled=False)

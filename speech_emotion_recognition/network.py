@@ -86,10 +86,13 @@ class CNNTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, num_layers=n_layers, enable_nested_tensor=False)
         self.head = nn.Linear(d_model, n_classes)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled encoder output (B, d_model) that the head classifies."""
         if self.channels_last:  # oneDNN and cuDNN convolutions run fastest on NHWC tensors
             features = features.contiguous(memory_format=torch.channels_last)
         maps = self.cnn(features)  # (B, C, 1, T')
         sequence = maps.squeeze(2).transpose(1, 2)  # (B, T', C)
-        encoded = self.encoder(self.positional(sequence))
-        return self.head(encoded.mean(dim=1))
+        return self.encoder(self.positional(sequence)).mean(dim=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(features))

@@ -526,3 +526,29 @@ def test_leave_corpus_out_tests_on_all_of_the_held_out_corpus(make_cfg, tmp_path
                    "split.held_out=urdu", output_dir=tmp_path / "urdu")  # fmt: skip
     with pytest.raises(ValueError, match="not a corpus of this data option; it has cremad"):
         hydra.utils.instantiate(cfg.data).setup()
+
+
+def test_copypaste_joins_a_neutral_clip_of_the_same_speaker_and_keeps_the_label():
+    """CopyPaste (#42's lever 3): the emotional clip and a neutral clip of its own speaker (never
+    another speaker's) in one window, the label the emotion's; off outside training."""
+    from speech_emotion_recognition.data.clips import Clip
+
+    audio = {"a_angry": 0.5, "a_neutral": -0.25, "b_neutral": 0.75}
+
+    class Cache:
+        sample_rate = 16000
+
+        def load(self, path):
+            return np.full(8000, audio[path], dtype=np.float32)
+
+    clips = [Clip("a_angry", "angry", "A", "x"), Clip("a_neutral", "neutral", "A", "x"),
+             Clip("b_neutral", "neutral", "B", "x")]  # fmt: skip
+    n = 32000
+    joined = datamodule.EmotionDataset(clips, Cache(), n, train=True, copypaste_p=1.0)
+    for _ in range(5):
+        waveform, label, _ = joined[0]
+        values = set(np.unique(waveform.numpy()).tolist())
+        assert values == {0.5, -0.25, 0.0} and label == 0  # angry, its neutral, the padding
+    assert set(np.unique(joined[2][0].numpy()).tolist()) == {0.75, 0.0}  # B has no other neutral
+    plain = datamodule.EmotionDataset(clips, Cache(), n, train=False, copypaste_p=1.0)
+    assert set(np.unique(plain[0][0].numpy()).tolist()) == {0.5, 0.0}

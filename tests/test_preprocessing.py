@@ -163,3 +163,29 @@ def test_features_ignore_loudness_so_loudness_normalisation_is_built_in(features
     reference = features(voice[None])
     for gain in (0.01, 4.0):
         assert torch.allclose(features((voice * gain)[None]), reference, atol=1e-3)
+
+
+def test_band_norm_removes_a_constant_tilt_and_keeps_silence_at_zero():
+    """Per-utterance normalisation (#42's lever 2): a per-band offset on the voiced frames, as a
+    microphone or a vocal tract adds, leaves the image; silent frames stay 0."""
+    from speech_emotion_recognition.features import band_normalised
+
+    db = torch.zeros(1, 1, 8, 20)
+    db[..., 5:15] = torch.rand(1, 1, 8, 10) * 30 + 10
+    tilt = torch.linspace(-6, 6, 8).view(1, 1, 8, 1)
+    tilted = torch.where(db > 0, db + tilt, db)
+    assert torch.allclose(band_normalised(tilted), band_normalised(db), atol=1e-4)
+    assert (band_normalised(db)[..., :5] == 0).all()
+    band_means = band_normalised(db)[..., 5:15].mean(dim=-1)
+    assert torch.allclose(band_means, torch.zeros(1, 1, 8), atol=1e-4)
+
+
+def test_band_norm_brings_a_filtered_voice_closer_to_the_original():
+    voice = torch.from_numpy(tone(180, 3.0, 16000, np.random.default_rng(5))[:, 0])
+    # a gentle channel: pre-emphasis tilts the spectrum by about ±4 dB, the same in every frame
+    muffled = torch.cat([voice[:1], voice[1:] - 0.5 * voice[:-1]])
+    distance = {}
+    for band_norm in (False, True):
+        features = LogMelFeatures(**{**config().model.features, "band_norm": band_norm})
+        distance[band_norm] = (features(voice[None]) - features(muffled[None])).abs().mean()
+    assert distance[True] < 0.8 * distance[False]

@@ -2,6 +2,7 @@ import json
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +218,46 @@ def test_a_left_out_lever_is_kept_only_when_it_beats_the_recipe_on_every_corpus_
         "| undecided |" in text
     )
     assert (out / "helps_seed42" / "summary.json").is_file()
+
+
+def _left_out_run(run: Path, seed: int, accuracies: dict[str, float]) -> None:
+    """A generalisation screening run: per unseen corpus its accuracy and confusion counts,
+    six classes, URDU with four of them."""
+    names = ["angry", "disgust", "fear", "happy", "neutral", "sad"]
+    confusion = {}
+    for corpus in accuracies:
+        matrix = np.zeros((6, 6), dtype=int)
+        for i in [0, 3, 4, 5] if corpus == "urdu" else range(6):
+            matrix[i, i], matrix[i, 0 if i == 4 else 4] = 3, 1  # recall 0.75, extra "neutral"
+        confusion[f"test/{corpus}"] = matrix.tolist()
+    run.mkdir(parents=True)
+    metrics = {"seed": seed, "class_names": names, "confusion": confusion,
+               "test": {f"test/{c}/acc": a for c, a in accuracies.items()}}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_generalisation_table_weighs_the_four_unseen_corpora_equally_and_keeps_by_seed_spread(
+    tmp_path,
+):
+    from experiments.generalisation.table import table
+
+    logs = tmp_path / "logs"
+    # (CREMA-D, RAVDESS, nEMO, URDU in each run) per seed: base scores 0.4 and 0.5
+    arms = {"base": [(0.4, 0.4, 0.4, 0.4), (0.5, 0.5, 0.5, 0.5)],
+            "helps": [(0.6, 0.6, 0.6, 0.6), (0.7, 0.7, 0.7, 0.7)],
+            "level": [(0.45, 0.4, 0.4, 0.4), (0.5, 0.5, 0.55, 0.5)]}  # fmt: skip
+    for arm, seeds in arms.items():
+        for seed, (cremad, ravdess, nemo, urdu) in enumerate(seeds, start=1):
+            for corpus, accuracy in (("cremad", cremad), ("ravdess", ravdess), ("nemo", nemo)):
+                _left_out_run(logs / arm / f"{corpus}_seed{seed}", seed,
+                              {corpus: accuracy, "urdu": urdu})  # fmt: skip
+    result = table(logs, tmp_path / "out")
+    assert result["base"]["score"]["mean"] == pytest.approx(0.45)
+    assert result["helps"]["gain"] == pytest.approx(0.2) and result["helps"]["kept"]
+    assert result["level"]["kept"] is False
+    urdu = result["base"]["corpora"]["urdu"]
+    assert set(urdu["recall"]) == {"angry", "happy", "neutral", "sad"}
+    assert urdu["ua"] == pytest.approx(0.75) and urdu["predicted_neutral"] == pytest.approx(0.375)
+    assert (tmp_path / "out" / "helps" / "cremad_seed1.json").is_file()
+    (logs / "helps" / "nemo_seed2" / "metrics.json").unlink()  # one complete seed: undecided
+    assert table(logs, tmp_path / "out")["helps"]["kept"] is None

@@ -255,3 +255,32 @@ def test_a_left_out_corpus_gets_its_own_confusion_counts(make_cfg, tmp_path):
     assert (torch.tensor(confusion["test/ravdess"]) + torch.tensor(confusion["test/urdu"])).equal(
         torch.tensor(confusion["test"])
     )
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient_only():
+    from speech_emotion_recognition.training.adversary import ramp, reverse_gradient
+
+    x = torch.ones(3, requires_grad=True)
+    y = reverse_gradient(x, 0.5)
+    (2 * y).sum().backward()
+    assert torch.equal(y, x) and torch.equal(x.grad, torch.full((3,), -1.0))
+    assert ramp(0.0, 0.3) == 0.0 and 0.29 < ramp(1.0, 0.3) <= 0.3
+
+
+def test_corpus_adversary_trains_and_stays_out_of_the_release(make_cfg, tmp_path):
+    """#42's lever 4: the corpus classifier learns during training (its loss is logged) and the
+    release holds only what prediction loads."""
+    from safetensors.torch import load_file
+
+    from speech_emotion_recognition.predict.predictor import load_classifier
+
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=2, seconds=0.3)
+    cfg = make_cfg("data=multi_all", f"data.root={root}", "split=leave_corpus_out",
+                   "split.held_out=ravdess", "data.batch_size=8", "model.adversary_weight=0.3",
+                   "++trainer.max_steps=3", "trainer.log_every_n_steps=1")  # fmt: skip
+    train(cfg)
+    logged = next((tmp_path / "run").rglob("metrics.csv")).read_text()
+    assert "train/corpus_loss" in logged.splitlines()[0]
+    release = tmp_path / "run" / "model.safetensors"
+    assert not [name for name in load_file(release) if name.startswith("adversary.")]
+    load_classifier(release)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class EmotionDataset(Dataset):
         corpora: Sequence[str] = (),
         class_names: Sequence[str] = EMOTIONS,
         teacher: np.ndarray | None = None,
+        copypaste_p: float = 0.0,
     ) -> None:
         self.clips = list(clips)
         self.teacher = teacher
@@ -46,6 +47,11 @@ class EmotionDataset(Dataset):
         self.train = train
         self.augment = augment
         self.corpus_index = {name: i for i, name in enumerate(corpora)}
+        self.copypaste_p = copypaste_p if train else 0.0
+        self.neutral_of: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, clip in enumerate(self.clips if self.copypaste_p > 0 else ()):
+            if clip.label == "neutral":
+                self.neutral_of[clip.corpus, clip.speaker].append(i)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -55,6 +61,8 @@ class EmotionDataset(Dataset):
         -1 when not listed) and, with a teacher, the teacher's logits of the clip (NaN: none)."""
         clip = self.clips[index]
         audio = self.cache.load(clip.path)
+        if self.copypaste_p > 0:
+            audio = self._copypaste(index, audio)
         offset = 0
         if self.train and len(audio) > self.n_samples:
             offset = int(torch.randint(len(audio) - self.n_samples + 1, ()).item())
@@ -64,6 +72,28 @@ class EmotionDataset(Dataset):
         waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
         item = (waveform, self.class_index[clip.label], self.corpus_index.get(clip.corpus, -1))
         return item if self.teacher is None else (*item, torch.from_numpy(self.teacher[index]))
+
+    def _copypaste(self, index: int, audio: np.ndarray) -> np.ndarray:
+        """CopyPaste (Pappagari et al., ICASSP 2021): with probability `copypaste_p` the clip
+        joined, in random order, with a neutral clip of its speaker (at most half the window),
+        keeping its own label: an emotion is still heard beside neutral speech."""
+        clip = self.clips[index]
+        others = [i for i in self.neutral_of.get((clip.corpus, clip.speaker), []) if i != index]
+        if not others or torch.rand(()).item() >= self.copypaste_p:
+            return audio
+        pick = others[int(torch.randint(len(others), ()).item())]
+        neutral = _random_part(self.cache.load(self.clips[pick].path), self.n_samples // 2)
+        audio = _random_part(audio, self.n_samples - len(neutral))
+        parts = (audio, neutral) if torch.rand(()).item() < 0.5 else (neutral, audio)
+        return np.concatenate(parts)
+
+
+def _random_part(audio: np.ndarray, length: int) -> np.ndarray:
+    """At most `length` samples of `audio`, from a random start."""
+    if len(audio) <= length:
+        return audio
+    offset = int(torch.randint(len(audio) - length + 1, ()).item())
+    return audio[offset : offset + length]
 
 
 class EmotionDataModule(L.LightningDataModule):
@@ -98,6 +128,7 @@ class EmotionDataModule(L.LightningDataModule):
         require_labels: bool = True,
         teacher_logits: str | None = None,
         teacher_root: str | None = None,
+        copypaste_p: float = 0.0,
     ) -> None:
         super().__init__()
         self.corpus = corpus
@@ -121,6 +152,7 @@ class EmotionDataModule(L.LightningDataModule):
         self.require_labels = require_labels
         self.teacher_logits = teacher_logits
         self.teacher_root = teacher_root or root
+        self.copypaste_p = copypaste_p
         self.splits: dict[str, list[Clip]] = {}
 
     def clips(self) -> list[Clip]:
@@ -185,6 +217,7 @@ class EmotionDataModule(L.LightningDataModule):
             self.corpora(),
             self.labels,
             self._teacher() if train else None,
+            self.copypaste_p,
         )
         weighted = self.corpus_weights or self.balance_corpora
         sampler = self._weighted_sampler(dataset) if train and weighted else None

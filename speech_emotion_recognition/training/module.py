@@ -25,6 +25,7 @@ from speech_emotion_recognition import PROJECT_ROOT
 from speech_emotion_recognition.losses import FocalLoss
 from speech_emotion_recognition.plots import confusion_matrix_figure, save
 from speech_emotion_recognition.predict.predictor import HPARAMS_KEY, EmotionClassifier
+from speech_emotion_recognition.training.adversary import CorpusAdversary
 from speech_emotion_recognition.training.batch_augment import BatchAugment, FeatureAugment, mixup
 
 
@@ -86,6 +87,7 @@ class EmotionRecognitionModule(L.LightningModule):
         mixup_alpha: float = 0.0,
         distill_alpha: float = 0.0,
         distill_temperature: float = 2.0,
+        adversary_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -104,6 +106,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 "mixup_alpha": mixup_alpha,
                 "distill_alpha": distill_alpha,
                 "distill_temperature": distill_temperature,
+                "adversary_weight": adversary_weight,
             }
         )
         n_classes = len(class_names)
@@ -118,6 +121,13 @@ class EmotionRecognitionModule(L.LightningModule):
             else None
         )
         self.criterion = FocalLoss(gamma, class_weights, label_smoothing)
+        # Training only: not in the release (save_weights leaves it out).
+        corpora_seen = len(self.hparams.corpora)
+        self.adversary = (
+            CorpusAdversary(self.hparams.net["channels"][-1], corpora_seen, adversary_weight)
+            if adversary_weight > 0 and corpora_seen > 1
+            else None
+        )
         # Keys carry a suffix: ModuleDict keys must not shadow nn.Module.train.
         self.metrics = torch.nn.ModuleDict(
             {f"{stage}_": stage_metrics(n_classes, stage) for stage in ("train", "val", "test")}
@@ -173,8 +183,15 @@ class EmotionRecognitionModule(L.LightningModule):
             if targets is labels:
                 targets = F.one_hot(labels, len(self.hparams.class_names)).float()
             features, targets = mixup(features, targets, self.hparams.mixup_alpha)
-        logits = self.net(features)
-        loss = self.criterion(logits, targets)
+        if stage == "train" and self.adversary is not None:
+            embedding = self.net.embed(features)
+            logits = self.net.head(embedding)
+            progress = self.global_step / max(self.trainer.estimated_stepping_batches, 1)
+            corpus_loss = F.cross_entropy(self.adversary(embedding, progress), rest[0])
+            self.log("train/corpus_loss", corpus_loss, on_step=True, batch_size=len(labels))
+        else:
+            logits, corpus_loss = self.net(features), 0.0
+        loss = self.criterion(logits, targets) + corpus_loss
         predictions = logits.argmax(dim=-1)
         self.metrics[f"{stage}_"].update(predictions, labels)
         if rest and stage != "train" and self.corpus_metrics:
@@ -265,6 +282,7 @@ class EmotionRecognitionModule(L.LightningModule):
         tensors = {
             name: (t.to(dtype) if t.is_floating_point() else t).contiguous()
             for name, t in self.state_dict().items()
+            if not name.startswith("adversary.")
         }
         metadata = {HPARAMS_KEY: json.dumps(_portable(dict(self.hparams)))}
         save_file(tensors, path, metadata=metadata)
