@@ -26,8 +26,8 @@ def classification_report(
 ) -> dict:
     """Accuracy, UA (macro recall), macro-F1, per-class P/R/F1, per-speaker accuracy and ECE.
 
-    Macro averages run over the classes that occur in `labels` or in the predictions, so a
-    corpus without one emotion is not penalised for it.
+    Macro averages run over the classes that occur in `labels`, so a corpus without one emotion
+    (nEMO has no disgust) is not penalised for it, even where a model predicts that emotion.
     """
     probs = torch.as_tensor(probabilities, dtype=torch.float32)
     target = torch.as_tensor(labels, dtype=torch.long)
@@ -35,7 +35,6 @@ def classification_report(
     predictions = probs.argmax(dim=1)
     present = torch.zeros(n, dtype=torch.bool)
     present[target] = True
-    present[predictions] = True
     per_class = {
         "precision": multiclass_precision(probs, target, n, average="none"),
         "recall": multiclass_recall(probs, target, n, average="none"),
@@ -78,10 +77,10 @@ def reliability(
 
 def confusion_scores(matrix: np.ndarray) -> dict[str, float]:
     """Accuracy, UA and macro-F1 of a confusion matrix (true class on rows), macro averages over
-    the classes that occur as truth or prediction: pooled figures over cross-validation folds."""
+    the classes that occur as truth: pooled figures over cross-validation folds."""
     matrix = np.asarray(matrix, dtype=float)
     true, predicted, hits = matrix.sum(axis=1), matrix.sum(axis=0), np.diag(matrix)
-    present = (true > 0) | (predicted > 0)
+    present = true > 0
     recall = hits / np.maximum(true, 1)
     precision = hits / np.maximum(predicted, 1)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)

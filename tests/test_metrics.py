@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from speech_emotion_recognition.metrics import classification_report, reliability
+from speech_emotion_recognition.metrics import classification_report, confusion_scores, reliability
 from speech_emotion_recognition.noise import babble, coloured_noise, mix_at_snr, rms
 
 NAMES = ("a", "b", "c")
@@ -37,6 +37,15 @@ def test_macro_averages_skip_classes_that_never_occur():
     report = classification_report(one_hot([0, 1]), [0, 1], ["s", "s"], NAMES, ece_bins=5)
     assert report["ua"] == 1.0
     assert report["macro_f1"] == 1.0
+
+
+def test_macro_averages_skip_an_absent_class_even_when_it_is_predicted():
+    """nEMO has no disgust: a model that says disgust for one of its clips loses that clip's
+    recall, not a whole class's (UA 0.75 over the two classes the clips have, not 0.5)."""
+    report = classification_report(one_hot([0, 0, 2, 1]), [0, 0, 1, 1], ["s"] * 4, NAMES, 5)
+    assert report["ua"] == pytest.approx(0.75)
+    assert report["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert confusion_scores(report["confusion_matrix"])["ua"] == pytest.approx(0.75)
 
 
 def test_reliability_bins():
