@@ -83,3 +83,21 @@ def test_babble_sums_the_given_voices_at_equal_level():
     voices = [np.full(100, 1.0), np.full(50, -2.0), np.full(100, 3.0)]
     mixed = babble(100, voices, rng, talkers=3)
     assert mixed == pytest.approx(np.full(100, 1.0))  # 1 - 1 + 1 after unit-RMS scaling
+
+
+def test_prior_bias_makes_a_seldom_predicted_class_as_frequent_as_its_labels():
+    """#42's lever 6: a model that almost never says class 2, where a third of the clips are
+    class 2, predicts it about a third of the time after the offsets."""
+    import torch
+
+    from speech_emotion_recognition.calibration import prior_bias
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(300) % 3
+    logits = torch.nn.functional.one_hot(labels, 3).float() * 2 + torch.randn(
+        300, 3, generator=generator
+    )
+    logits[:, 2] -= 3.0
+    before = (logits.argmax(-1) == 2).float().mean()
+    after = ((logits + prior_bias(logits, labels)).argmax(-1) == 2).float().mean()
+    assert before < 0.1 and abs(after - 1 / 3) < 0.07

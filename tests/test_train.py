@@ -255,6 +255,16 @@ def test_a_left_out_corpus_gets_its_own_confusion_counts(make_cfg, tmp_path):
     assert (torch.tensor(confusion["test/ravdess"]) + torch.tensor(confusion["test/urdu"])).equal(
         torch.tensor(confusion["test"])
     )
+    # lever 6: the same run, offsets fitted on its validation clips, counted the same way
+    from experiments.generalisation.calibrate import calibrate_run
+
+    calibrated = calibrate_run(tmp_path / "run", tmp_path / "calibrated", tmp_path / "cache")
+    for corpus in ("ravdess", "urdu"):
+        counts = torch.tensor(calibrated["confusion"][f"test/{corpus}"])
+        assert counts.sum() == sum(c.corpus == corpus for c in tested)
+        hits = counts.diag().sum() / counts.sum()
+        assert calibrated["test"][f"test/{corpus}/acc"] == pytest.approx(float(hits))
+    assert len(calibrated["bias"]) == 6
 
 
 def test_gradient_reversal_flips_and_scales_the_gradient_only():

@@ -20,4 +20,5 @@ for arm in ${ARMS:-base no_nemo utterance_norm copypaste adversarial}; do
     done
   done
 done
+$PY experiments/generalisation/calibrate.py "$LOGS" base
 $PY experiments/generalisation/table.py "$LOGS" reports/generalisation
