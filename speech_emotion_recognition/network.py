@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,15 +26,35 @@ class PositionalEncoding(nn.Module):
         return x + self.table[: x.shape[1]]
 
 
+class BlurPool(nn.Module):
+    """Anti-aliased max-pooling over time (Zhang, ICML 2019): the max without a time stride,
+    then a [1, 2, 1] low-pass applied at the stride. A strided max-pool aliases, so moving a
+    window by a frame or two changes what the network sees far more than the move itself."""
+
+    def __init__(self, channels: int, pool: Sequence[int]) -> None:
+        super().__init__()
+        self.stride = int(pool[1])
+        self.max = nn.MaxPool2d((pool[0], pool[1]), stride=(pool[0], 1))
+        blur = torch.tensor([1.0, 2.0, 1.0]) / 4
+        self.register_buffer("blur", blur.view(1, 1, 1, 3).repeat(channels, 1, 1, 1), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.max(x)
+        blur = self.blur.to(x.dtype)
+        return F.conv2d(x, blur, stride=(1, self.stride), padding=(0, 1), groups=x.shape[1])
+
+
 def conv_block(
-    in_channels: int, out_channels: int, kernel: int, pool: Sequence[int]
+    in_channels: int, out_channels: int, kernel: int, pool: Sequence[int], antialias: bool = False
 ) -> nn.Sequential:
-    """Conv -> BatchNorm -> ReLU -> MaxPool; the conv has no bias because BatchNorm adds one."""
+    """Conv -> BatchNorm -> ReLU -> MaxPool; the conv has no bias because BatchNorm adds one.
+    With `antialias`, pools with a time stride blur before they subsample (BlurPool)."""
+    blur = antialias and pool[1] > 1
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(tuple(pool)),
+        BlurPool(out_channels, pool) if blur else nn.MaxPool2d(tuple(pool)),
     )
 
 
@@ -57,6 +78,7 @@ class CNNTransformer(nn.Module):
         dropout: float,
         n_classes: int,
         channels_last: bool = True,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         self.channels_last = channels_last
@@ -72,7 +94,10 @@ class CNNTransformer(nn.Module):
             )
         widths = [1, *channels]
         self.cnn = nn.Sequential(
-            *(conv_block(widths[i], widths[i + 1], kernels[i], pools[i]) for i in range(len(pools)))
+            *(
+                conv_block(widths[i], widths[i + 1], kernels[i], pools[i], antialias)
+                for i in range(len(pools))
+            )
         )
         d_model = channels[-1]
         self.positional = PositionalEncoding(d_model, frames_left)

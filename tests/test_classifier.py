@@ -70,3 +70,18 @@ def test_pools_that_do_not_fold_the_mel_axis_are_rejected():
     net["pools"] = [[2, 2], [2, 2], [2, 1], [2, 1]]
     with pytest.raises(ValueError, match="exactly 1 mel row"):
         CNNTransformer(n_mels=64, n_frames=128, n_classes=6, **net)
+
+
+def test_blurpool_keeps_sizes_and_moves_less_than_a_strided_max_under_a_one_frame_shift():
+    """#42's lever 5: anti-aliased pooling, so that one pass needs no shifted copies."""
+    from torch import nn
+
+    from speech_emotion_recognition.network import BlurPool
+
+    x = torch.randn(8, 4, 4, 66, generator=torch.Generator().manual_seed(0))
+    change = {}
+    for name, pool in (("max", nn.MaxPool2d((2, 2))), ("blur", BlurPool(4, (2, 2)))):
+        now, moved = pool(x[..., 1:65]), pool(x[..., :64])
+        assert now.shape == (8, 4, 2, 32)
+        change[name] = (now - moved).abs().mean() / now.abs().mean()
+    assert change["blur"] < 0.8 * change["max"]
