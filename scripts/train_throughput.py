@@ -90,7 +90,7 @@ def end_to_end(cfg: DictConfig, device: torch.device, batch: int, precision: str
     batches = epochs()
 
     def step() -> None:
-        waveforms, labels, _ = next(batches)
+        waveforms, labels, *_ = next(batches)
         waveforms = waveforms.to(device, non_blocking=pin)
         labels = labels.to(device, non_blocking=pin)
         if augment is not None:

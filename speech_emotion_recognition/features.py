@@ -8,14 +8,22 @@ import torchaudio
 from torch import nn
 
 
-def band_normalised(db: torch.Tensor) -> torch.Tensor:
-    """Each mel band's mean over the clip's voiced frames removed from those frames (cepstral
-    mean normalisation on the log-mel): a voice's or a microphone's spectral tilt, constant over
-    the clip, leaves the image; silent frames (all noise, 0) stay 0. One clip is enough."""
+def voiced_band_means(db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(each mel band's mean over the clip's voiced frames (B, 1, n_mels, 1), the voiced frame
+    count (B, 1, 1, 1)); a frame is voiced where any band is above the noise trim."""
     voiced = (db > 0).any(dim=-2, keepdim=True)  # (B, 1, 1, frames)
-    frames = voiced.sum(dim=-1, keepdim=True).clamp(min=1)
-    band_mean = (db * voiced).sum(dim=-1, keepdim=True) / frames
-    return torch.where(voiced, db - band_mean, db)
+    frames = voiced.sum(dim=-1, keepdim=True)
+    return (db * voiced).sum(dim=-1, keepdim=True) / frames.clamp(min=1), frames
+
+
+def band_normalised(db: torch.Tensor, band_means: torch.Tensor | None = None) -> torch.Tensor:
+    """`band_means` (each clip's own voiced band means when None: cepstral mean normalisation
+    on the log-mel) removed from the voiced frames: a voice's or a microphone's spectral tilt,
+    constant over the clip, leaves the image; silent frames (all noise, 0) stay 0."""
+    voiced = (db > 0).any(dim=-2, keepdim=True)
+    if band_means is None:
+        band_means = voiced_band_means(db)[0]
+    return torch.where(voiced, db - band_means, db)
 
 
 class LogMelFeatures(nn.Module):
@@ -61,14 +69,20 @@ class LogMelFeatures(nn.Module):
         # (B, 1, T) keeps AmplitudeToDB's top_db clamp per clip rather than per batch.
         db = self.to_db(self.mel(waveforms.float().unsqueeze(1)))
         above_floor = db - db.amin(dim=(-2, -1), keepdim=True)
-        trimmed = above_floor.masked_fill(above_floor < self.trim_db, 0.0)
-        return band_normalised(trimmed) if self.band_norm else trimmed
+        return above_floor.masked_fill(above_floor < self.trim_db, 0.0)
 
     # Features stay fp32 under mixed precision: in bf16 the dB values are off by about 2 %.
     @torch.autocast("cuda", enabled=False)
     @torch.autocast("cpu", enabled=False)
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, waveforms: torch.Tensor, band_means: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`band_means` (B, n_mels): with band_norm, remove these (a speaker's, over their
+        clips) instead of each clip's own."""
         trimmed = self.trimmed_db(waveforms)
+        if self.band_norm:
+            given = None if band_means is None else band_means[:, None, :, None].float()
+            trimmed = band_normalised(trimmed, given)
         resized = F.interpolate(
             trimmed, size=(trimmed.shape[-2], self.n_frames), mode="bilinear", align_corners=False
         )

@@ -22,6 +22,7 @@ from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.losses import inverse_frequency_weights
 from speech_emotion_recognition.predict.predictor import checkpoint_error, native_bf16, read_file
 from speech_emotion_recognition.training.finetune import FreezeFor, load_pretrained
+from speech_emotion_recognition.training.speakers import speaker_band_means
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ def train(cfg: DictConfig) -> dict:
         class_weights=weights,
         corpora=datamodule.corpora(),
     )
+    if model.hparams.speaker_norm:
+        model.speaker_band_means = speaker_band_means(model.features, datamodule)
     initialised = None
     if cfg.get("init_from"):
         initialised = load_pretrained(model, release, class_names, cfg.init_from)

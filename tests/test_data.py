@@ -546,7 +546,7 @@ def test_copypaste_joins_a_neutral_clip_of_the_same_speaker_and_keeps_the_label(
     n = 32000
     joined = datamodule.EmotionDataset(clips, Cache(), n, train=True, copypaste_p=1.0)
     for _ in range(5):
-        waveform, label, _ = joined[0]
+        waveform, label, *_ = joined[0]
         values = set(np.unique(waveform.numpy()).tolist())
         assert values == {0.5, -0.25, 0.0} and label == 0  # angry, its neutral, the padding
     assert set(np.unique(joined[2][0].numpy()).tolist()) == {0.75, 0.0}  # B has no other neutral

@@ -294,3 +294,37 @@ def test_corpus_adversary_trains_and_stays_out_of_the_release(make_cfg, tmp_path
     release = tmp_path / "run" / "model.safetensors"
     assert not [name for name in load_file(release) if name.startswith("adversary.")]
     load_classifier(release)
+
+
+def test_speaker_norm_removes_each_speakers_own_band_means_in_training_and_testing(
+    make_cfg, tmp_path
+):
+    """#42's lever 2b: every speaker (the left-out corpus's too, from their own clips, without
+    labels) has band means over all their clips, and a run trains and tests with them."""
+    import hydra
+
+    from speech_emotion_recognition.audio import crop_or_pad
+    from speech_emotion_recognition.data.datamodule import speaker_key
+    from speech_emotion_recognition.features import LogMelFeatures, voiced_band_means
+    from speech_emotion_recognition.training.speakers import speaker_band_means
+
+    root = named_corpora(tmp_path / "corpora", speakers_per_sex=2, seconds=0.3)
+    overrides = ("data=multi_all", f"data.root={root}", "split=leave_corpus_out",
+                 "split.held_out=ravdess", "data.batch_size=8", "model.features.band_norm=true",
+                 "model.speaker_norm=true")  # fmt: skip
+    cfg = make_cfg(*overrides)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    features = LogMelFeatures(**cfg.model.features)
+    table = speaker_band_means(features, datamodule)
+    speakers = datamodule.speakers()
+    tested = datamodule.splits["test"]
+    assert len(table) == len(speakers) and {speaker_key(c) for c in tested} <= set(speakers)
+    key = speaker_key(tested[0])  # a speaker of the corpus left out
+    audio = [datamodule.cache.load(c.path) for c in tested if speaker_key(c) == key]
+    waveforms = torch.stack([torch.from_numpy(crop_or_pad(a, datamodule.n_samples)) for a in audio])
+    means, frames = voiced_band_means(features.trimmed_db(waveforms))
+    expected = (means.squeeze(1).squeeze(-1) * frames.flatten()[:, None]).sum(0) / frames.sum()
+    assert torch.allclose(table[speakers.index(key)], expected, atol=1e-4)
+    results = train(make_cfg(*overrides, "++trainer.max_steps=2"))
+    assert 0.0 <= results["test"]["test/ravdess/acc"] <= 1.0

@@ -37,7 +37,7 @@ def predict(classifier, clips, cache: AudioCache, corpora: list[str]) -> tuple:
     rate = classifier.features.mel.sample_rate
     dataset = EmotionDataset(clips, cache, int(rate * MAX_SECONDS), False, None, corpora,
                              classifier.class_names)  # fmt: skip
-    parts = [(classifier(w), y, c) for w, y, c in DataLoader(dataset, batch_size=64)]
+    parts = [(classifier(w), y, c) for w, y, c, _ in DataLoader(dataset, batch_size=64)]
     return tuple(torch.cat(column) for column in zip(*parts, strict=True))
 
 

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 LOGS=${LOGS:-logs/generalisation}
-for arm in ${ARMS:-base no_nemo utterance_norm copypaste adversarial antialias}; do
+for arm in ${ARMS:-base no_nemo utterance_norm speaker_norm copypaste adversarial antialias}; do
   lever=(); [ "$arm" = base ] || lever=("lever=$arm")
   held_out="cremad ravdess nemo"; [ "$arm" = no_nemo ] && held_out="cremad ravdess"
   for seed in 1 2; do

@@ -38,6 +38,7 @@ class EmotionDataset(Dataset):
         class_names: Sequence[str] = EMOTIONS,
         teacher: np.ndarray | None = None,
         copypaste_p: float = 0.0,
+        speakers: Sequence[str] = (),
     ) -> None:
         self.clips = list(clips)
         self.teacher = teacher
@@ -47,6 +48,7 @@ class EmotionDataset(Dataset):
         self.train = train
         self.augment = augment
         self.corpus_index = {name: i for i, name in enumerate(corpora)}
+        self.speaker_index = {name: i for i, name in enumerate(speakers)}
         self.copypaste_p = copypaste_p if train else 0.0
         self.neutral_of: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, clip in enumerate(self.clips if self.copypaste_p > 0 else ()):
@@ -57,8 +59,9 @@ class EmotionDataset(Dataset):
         return len(self.clips)
 
     def __getitem__(self, index: int) -> tuple:
-        """(waveform, index of its label in `class_names`, index of its corpus in `corpora`,
-        -1 when not listed) and, with a teacher, the teacher's logits of the clip (NaN: none)."""
+        """(waveform, index of its label in `class_names`, index of its corpus in `corpora` and
+        of its speaker in `speakers` (`speaker_key`), -1 when not listed) and, with a teacher,
+        the teacher's logits of the clip (NaN: none)."""
         clip = self.clips[index]
         audio = self.cache.load(clip.path)
         if self.copypaste_p > 0:
@@ -70,7 +73,12 @@ class EmotionDataset(Dataset):
         if self.train and self.augment is not None:
             segment = self.augment(samples=segment, sample_rate=self.cache.sample_rate)
         waveform = torch.from_numpy(np.ascontiguousarray(segment, dtype=np.float32))
-        item = (waveform, self.class_index[clip.label], self.corpus_index.get(clip.corpus, -1))
+        item = (
+            waveform,
+            self.class_index[clip.label],
+            self.corpus_index.get(clip.corpus, -1),
+            self.speaker_index.get(speaker_key(clip), -1),
+        )
         return item if self.teacher is None else (*item, torch.from_numpy(self.teacher[index]))
 
     def _copypaste(self, index: int, audio: np.ndarray) -> np.ndarray:
@@ -86,6 +94,11 @@ class EmotionDataset(Dataset):
         audio = _random_part(audio, self.n_samples - len(neutral))
         parts = (audio, neutral) if torch.rand(()).item() < 0.5 else (neutral, audio)
         return np.concatenate(parts)
+
+
+def speaker_key(clip: Clip) -> str:
+    """A speaker's name across corpora (two corpora may both have an actor "01")."""
+    return f"{clip.corpus}/{clip.speaker}"
 
 
 def _random_part(audio: np.ndarray, length: int) -> np.ndarray:
@@ -206,6 +219,10 @@ class EmotionDataModule(L.LightningDataModule):
         """The corpora of all splits, sorted: batches carry an index into this list."""
         return sorted({c.corpus for part in self.splits.values() for c in part})
 
+    def speakers(self) -> list[str]:
+        """Every speaker of all splits (`speaker_key`), sorted: batches carry an index into it."""
+        return sorted({speaker_key(c) for part in self.splits.values() for c in part})
+
     def _loader(self, name: str) -> DataLoader:
         train = name == "train"
         dataset = EmotionDataset(
@@ -218,6 +235,7 @@ class EmotionDataModule(L.LightningDataModule):
             self.labels,
             self._teacher() if train else None,
             self.copypaste_p,
+            self.speakers(),
         )
         weighted = self.corpus_weights or self.balance_corpora
         sampler = self._weighted_sampler(dataset) if train and weighted else None

@@ -88,6 +88,7 @@ class EmotionRecognitionModule(L.LightningModule):
         distill_alpha: float = 0.0,
         distill_temperature: float = 2.0,
         adversary_weight: float = 0.0,
+        speaker_norm: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -107,6 +108,7 @@ class EmotionRecognitionModule(L.LightningModule):
                 "distill_alpha": distill_alpha,
                 "distill_temperature": distill_temperature,
                 "adversary_weight": adversary_weight,
+                "speaker_norm": speaker_norm,
             }
         )
         n_classes = len(class_names)
@@ -121,6 +123,12 @@ class EmotionRecognitionModule(L.LightningModule):
             else None
         )
         self.criterion = FocalLoss(gamma, class_weights, label_smoothing)
+        # speaker_norm: each speaker's band means (training/speakers.py), rows indexed by the
+        # batches' speaker index; set before fitting, never saved (the release falls back to
+        # each clip's own, features.band_norm)
+        if speaker_norm and not self.hparams.features.get("band_norm"):
+            raise ValueError("model.speaker_norm needs model.features.band_norm=true")
+        self.register_buffer("speaker_band_means", torch.zeros(0), persistent=False)
         # Training only: not in the release (save_weights leaves it out).
         corpora_seen = len(self.hparams.corpora)
         self.adversary = (
@@ -169,15 +177,20 @@ class EmotionRecognitionModule(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         waveforms, labels, *rest = batch
-        features = self.features(waveforms)
+        band_means = None
+        if self.hparams.speaker_norm:
+            if not len(self.speaker_band_means):
+                raise RuntimeError("model.speaker_norm: set speaker_band_means before fitting")
+            band_means = self.speaker_band_means[rest[1]]
+        features = self.features(waveforms, band_means)
         targets = labels
         if stage == "train" and self.feature_augment is not None:
             features = self.feature_augment(features)
         if stage == "train" and self.hparams.distill_alpha > 0:
-            if len(rest) < 2:
+            if len(rest) < 3:
                 raise ValueError("model.distill_alpha > 0 needs data.teacher_logits=FILE")
             targets = distillation_targets(
-                labels, rest[1], self.hparams.distill_alpha, self.hparams.distill_temperature
+                labels, rest[2], self.hparams.distill_alpha, self.hparams.distill_temperature
             )
         if stage == "train" and self.hparams.mixup_alpha > 0:
             if targets is labels:
