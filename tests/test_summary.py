@@ -49,6 +49,17 @@ def test_summary_gives_mean_sample_sd_and_the_pooled_matrix(tmp_path):
     assert "**0.700 ± 0.141**" in (tmp_path / "summary.md").read_text()
 
 
+def test_a_resumed_run_is_summarised_without_the_checkpoint_it_resumed_from(tmp_path):
+    """Its ckpt_path names a folder of the machine that trained it; reports are committed."""
+    eye = (np.eye(6, dtype=int) * 2).tolist()
+    for num in (0, 1):
+        fake_run(tmp_path, num, 0.5, eye)
+    resumed = ["model=small", "seed=1", f"ckpt_path={tmp_path}/1/checkpoints/last.ckpt"]
+    (tmp_path / "1" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(resumed))
+    summarize(tmp_path)
+    assert str(tmp_path) not in (tmp_path / "summary.md").read_text()
+
+
 def test_confusion_scores_leave_out_absent_classes():
     matrix = np.zeros((6, 6), dtype=int)
     matrix[0, 0], matrix[0, 1], matrix[1, 1] = 3, 1, 4

@@ -33,7 +33,9 @@ def _run(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
-    return {"dir": run_dir, "metrics": metrics, "overrides": overrides or []}
+    # where a stopped run resumed from says nothing about it, and names a folder of this machine
+    kept = [o for o in overrides or [] if not o.startswith("ckpt_path=")]
+    return {"dir": run_dir, "metrics": metrics, "overrides": kept}
 
 
 def _spread(values: list[float]) -> dict[str, float]:
