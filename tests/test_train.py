@@ -240,6 +240,7 @@ def test_nemo_trains_a_few_steps_end_to_end(make_cfg, tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_a_left_out_corpus_gets_its_own_confusion_counts(make_cfg, tmp_path):
     """Per-class recall on each left-out corpus (#42) needs that corpus's own counts, apart from
     the pooled test matrix that mixes it with URDU."""
@@ -277,6 +278,7 @@ def test_gradient_reversal_flips_and_scales_the_gradient_only():
     assert ramp(0.0, 0.3) == 0.0 and 0.29 < ramp(1.0, 0.3) <= 0.3
 
 
+@pytest.mark.slow
 def test_corpus_adversary_trains_and_stays_out_of_the_release(make_cfg, tmp_path):
     """#42's lever 4: the corpus classifier learns during training (its loss is logged) and the
     release holds only what prediction loads."""
@@ -296,6 +298,7 @@ def test_corpus_adversary_trains_and_stays_out_of_the_release(make_cfg, tmp_path
     load_classifier(release)
 
 
+@pytest.mark.slow
 def test_speaker_norm_removes_each_speakers_own_band_means_in_training_and_testing(
     make_cfg, tmp_path
 ):
