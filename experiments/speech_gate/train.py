@@ -2,15 +2,18 @@
 
     python experiments/speech_gate/train.py [--out models/speech-gate.safetensors]
 
-Speech: every clip of CREMA-D, RAVDESS, TESS, URDU and nEMO (the decoded cache), a tenth of each
-corpus's speakers held out for validation. Non-speech: UrbanSound8K fold 1 without its two
-classes that may hold voices (children playing, street music), Speech Commands' background
-recordings cut into 3 s pieces, and generated sounds (tones with harmonics, chirps, coloured
-noise, tone clusters); a fifth of each (by recording) held out for validation. The threshold is
-the one that accepts at most 3 % of the validation non-speech, chosen before fold 2 is read.
-Then, once: UrbanSound8K fold 2 per class (silero at 0.5, with the second look, with the gated
-second look), and the corpora's clips that only the second look finds (reports/corpora/*.json,
-scripts/audit_corpus.py), into reports/speech_gate/gate.{json,md}.
+Speech: clips of CREMA-D, RAVDESS, TESS, URDU and nEMO (the decoded cache), a tenth of each
+corpus's speakers held out for validation (all their clips), of the others at most
+TRAIN_PER_CORPUS clips per corpus. Non-speech: UrbanSound8K fold 1 without its two classes
+that may hold voices (children playing, street music), Speech Commands' background recordings
+cut into 3 s pieces, and generated sounds (tones with harmonics, chirps, coloured noise, tone
+clusters); a fifth of each (by recording) held out for validation. Every file is heard as
+inference hears it: peak-normalised, silero's frame probabilities beside it. The threshold is
+the highest that refuses at most MAX_REFUSED of the validation speakers' clips, chosen before
+fold 2 is read. Then, once: UrbanSound8K fold 2 per class and the validation speakers' clips,
+under each rule (silero at 0.5, the second look, the gate on the second look's files, the gate
+on every file heard), and the corpora's clips that only the second look finds
+(reports/corpora/*.json, scripts/audit_corpus.py), into reports/speech_gate/gate.{json,md}.
 """
 
 from __future__ import annotations
@@ -29,17 +32,30 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from speech_emotion_recognition import PROJECT_ROOT
-from speech_emotion_recognition.audio import audio_files, load_audio
+from speech_emotion_recognition.audio import AudioError, audio_files, load_audio
 from speech_emotion_recognition.data.cache import AudioCache
 from speech_emotion_recognition.predict.gate import RATE, GateFeatures, SpeechGate
-from speech_emotion_recognition.predict.speech import SpeechConfig, how_heard
+from speech_emotion_recognition.predict.speech import (
+    SpeechConfig,
+    detector,
+    frame_probabilities,
+    normalise,
+    segments,
+)
 
 NOISE = PROJECT_ROOT / "data" / "NOISE"
 URBAN = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
          "engine_idling", "gun_shot", "jackhammer", "siren", "street_music")  # fmt: skip
 VOICED = {2, 9}  # children playing, street music: may hold voices
 CORPORA = ("cremad", "ravdess", "tess", "urdu", "nemo")
-MAX_ACCEPTED = 0.03
+MAX_REFUSED = 0.005  # of the validation speakers' clips
+TRAIN_PER_CORPUS = 700
+RULES = {  # files taken for speech: (at 0.5, at the weak threshold, the gate says speech)
+    "at 0.5": lambda strong, weak, gate: strong,
+    "second look": lambda strong, weak, gate: strong or weak,
+    "gate on the second look": lambda strong, weak, gate: strong or (weak and gate),
+    "gate on every file heard": lambda strong, weak, gate: (strong or weak) and gate,
+}
 
 
 def held_out(key: str, share: float) -> bool:
@@ -117,43 +133,72 @@ def scores(gate: SpeechGate, features: np.ndarray) -> np.ndarray:
         return torch.sigmoid(gate(torch.as_tensor(features))).numpy()
 
 
+def heard(audio: np.ndarray, config: SpeechConfig) -> tuple[np.ndarray, list[float]] | None:
+    """The file as inference hears it: peak-normalised, and silero's frame probabilities
+    (None for digital silence)."""
+    try:
+        level = normalise(np.asarray(audio, dtype=np.float32), config)
+    except AudioError:
+        return None
+    return level, frame_probabilities(level, detector())
+
+
+def outcomes(level, probabilities, config, gate, extract) -> dict[str, bool]:
+    """Whether each rule takes the file for speech."""
+    strong = bool(segments(probabilities, len(level), config))
+    weak = bool(segments(probabilities, len(level), config, config.weak_threshold))
+    says = bool(scores(gate, extract(level, probabilities)[None])[0] >= gate.threshold)
+    return {name: bool(rule(strong, weak, says)) for name, rule in RULES.items()}
+
+
+def counted(counts: Counter) -> dict[str, int]:
+    return {"clips": counts["clips"], **{rule: counts[rule] for rule in RULES}}
+
+
 def markdown(report: dict) -> str:
-    """The measurement as a table, from gate.json."""
+    """The measurement as tables, from gate.json."""
     fold2 = report["fold2"]
     voiceless = [k for i, k in enumerate(URBAN) if i not in VOICED]
 
-    def share(rows: list[str], key: str) -> str:
-        taken = sum(fold2[k][key] for k in rows)
-        clips = sum(fold2[k]["clips"] for k in rows)
+    def share(counts: list[dict], key: str) -> str:
+        taken, clips = sum(c[key] for c in counts), sum(c["clips"] for c in counts)
         return f"{taken} of {clips} ({100 * taken / clips:.1f} %)"
 
     val = report["validation"]
+    speakers = report["validation_speakers"]
     lines = [
         "# The speech gate, measured once",
         "",
         "Generated by `python experiments/speech_gate/train.py` (protocol: "
         "[experiments/speech_gate](../../experiments/speech_gate/README.md)). Threshold "
-        f"{report['threshold']:.4f}, chosen on validation: non-speech accepted "
-        f"{100 * val['non_speech_accepted']:.1f} %, speech kept "
-        f"{100 * val['speech_recall']:.1f} %.",
+        f"{report['threshold']:.4f}, chosen on validation: validation speakers' clips refused "
+        f"by the gate {100 * (1 - val['speech_recall']):.2f} %, validation non-speech accepted "
+        f"{100 * val['non_speech_accepted']:.1f} %.",
         "",
-        "UrbanSound8K fold 2, files taken for speech:",
+        "UrbanSound8K fold 2, files taken for speech under each rule:",
         "",
-        "| class | clips | silero at 0.5 | with the second look (today) "
-        "| with the gated second look |",
-        "|---|---:|---:|---:|---:|",
+        "| class | clips | " + " | ".join(RULES) + " |",
+        "|---|---:|" + "---:|" * len(RULES),
         *(
             f"| {k.replace('_', ' ')}{' (may hold voices)' if i in VOICED else ''} | "
-            f"{fold2[k]['clips']} | {fold2[k]['at 0.5']} | {fold2[k]['second look']} | "
-            f"{fold2[k]['gated']} |"
+            f"{fold2[k]['clips']} | " + " | ".join(str(fold2[k][r]) for r in RULES) + " |"
             for i, k in enumerate(URBAN)
-        ),  # fmt: skip
+        ),
         f"| **the eight without voices** | {sum(fold2[k]['clips'] for k in voiceless)} | "
-        f"{share(voiceless, 'at 0.5')} | {share(voiceless, 'second look')} | "
-        f"**{share(voiceless, 'gated')}** |",
+        + " | ".join(share([fold2[k] for k in voiceless], r) for r in RULES) + " |",
         "",
-        "The training corpora (the gate trained on them): clips that only the second look finds, "
-        "and how many of them the gate keeps.",
+        "The validation speakers' clips (speakers no gate trained on), refused as no speech "
+        "under each rule:",
+        "",
+        "| corpus | clips | " + " | ".join(RULES) + " |",
+        "|---|---:|" + "---:|" * len(RULES),
+        *(
+            f"| {k} | {c['clips']} | " + " | ".join(str(c["clips"] - c[r]) for r in RULES) + " |"
+            for k, c in speakers.items()
+        ),
+        "",
+        "The training corpora: clips that only the second look finds, and how many the gate "
+        "keeps.",
         "",
         "| corpus | clips | no speech even at the weak threshold | found only by the second look "
         "| kept by the gate |",
@@ -163,7 +208,7 @@ def markdown(report: dict) -> str:
             for k, c in report["corpora"].items()
         ),  # fmt: skip
         "",
-    ]
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -174,32 +219,47 @@ def main() -> None:
     )
     parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "reports" / "speech_gate")
     args = parser.parse_args()
+    with initialize_config_dir(str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        config = SpeechConfig(
+            **OmegaConf.to_container(compose("inference", overrides=["input=x"]).speech)
+        )
     extract = GateFeatures()
     cache = AudioCache(PROJECT_ROOT / "data" / "cache", RATE, 1e-4)
-    rows = []  # (features, label, split, group)
-    for path, corpus, speaker in tqdm(speech_clips(), desc="speech", unit="clip"):
-        if cache.ensure(path) is None:
-            split = "val" if held_out(speaker, 0.1) else "train"
-            rows.append((extract(np.asarray(cache.load(path))), 1, split, corpus))
+    rng = np.random.default_rng(0)
+    chosen, per_corpus = [], Counter()
+    for i in rng.permutation(len(clips := speech_clips())):
+        path, corpus, speaker = clips[i]
+        validation = held_out(speaker, 0.1)
+        if validation or per_corpus[corpus] < TRAIN_PER_CORPUS:
+            per_corpus[corpus] += not validation
+            chosen.append((path, corpus, "val" if validation else "train"))
+    rows = []  # (features, label, split, group, level, probabilities)
+    for path, corpus, split in tqdm(sorted(chosen), desc="speech", unit="clip"):
+        if cache.ensure(path) is None and (found := heard(cache.load(path), config)):
+            rows.append((extract(*found), 1, split, corpus, *found))
     for path in tqdm(audio_files(NOISE / "urbansound8k" / "fold1"), desc="fold 1", unit="clip"):
-        if urban_class(path) not in VOICED:
+        if urban_class(path) in VOICED:
+            continue
+        if found := heard(load_audio(str(path), RATE), config):
             split = "val" if held_out(path.stem.split("-")[0], 0.2) else "train"
-            rows.append((extract(load_audio(str(path), RATE)), 0, split, "urbansound8k"))
+            rows.append((extract(*found), 0, split, "urbansound8k", *found))
     for name, audio in background_pieces():
-        split = "val" if held_out(name.split("@")[0], 0.2) else "train"
-        rows.append((extract(audio), 0, split, "backgrounds"))
+        if found := heard(audio, config):
+            split = "val" if held_out(name.split("@")[0], 0.2) else "train"
+            rows.append((extract(*found), 0, split, "backgrounds", *found))
     for i, audio in enumerate(generated(800, np.random.default_rng(0))):
-        rows.append((extract(audio), 0, "val" if i % 5 == 0 else "train", "generated"))
+        if found := heard(audio, config):
+            rows.append((extract(*found), 0, "val" if i % 5 == 0 else "train", "generated", *found))
     features = np.stack([r[0] for r in rows]).astype(np.float32)
     labels = np.array([r[1] for r in rows])
     train = np.array([r[2] == "train" for r in rows])
     gate = fit(features[train], labels[train])
     val_scores = scores(gate, features[~train])
     val_labels = labels[~train]
-    negatives = np.sort(val_scores[val_labels == 0])
-    gate.threshold = float(negatives[int(np.ceil((1 - MAX_ACCEPTED) * len(negatives))) - 1]) + 1e-6
-    val_recall = float((val_scores[val_labels == 1] >= gate.threshold).mean())
-    val_accepted = float((negatives >= gate.threshold).mean())
+    speech = np.sort(val_scores[val_labels == 1])
+    gate.threshold = float(speech[int(np.floor(MAX_REFUSED * len(speech)))])
+    val_recall = float((speech >= gate.threshold).mean())
+    val_accepted = float((val_scores[val_labels == 0] >= gate.threshold).mean())
     counts = Counter((r[3], r[2], r[1]) for r in rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     gate.save(args.out, {"trained_on": {f"{k[0]}/{k[1]}/{'speech' if k[2] else 'other'}": v
@@ -207,30 +267,29 @@ def main() -> None:
                          "validation": {"speech_recall": val_recall,
                                         "non_speech_accepted": val_accepted}})  # fmt: skip
 
-    # once, with the threshold fixed: UrbanSound8K fold 2 and the corpora's weak-only clips
-    with initialize_config_dir(str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        config = SpeechConfig(
-            **OmegaConf.to_container(compose("inference", overrides=["input=x"]).speech)
-        )
+    # once, with the threshold fixed: UrbanSound8K fold 2, the validation speakers' clips under
+    # each rule, and the corpora's weak-only clips
     per_class: dict[str, Counter] = {name: Counter() for name in URBAN}
     for path in tqdm(audio_files(NOISE / "urbansound8k" / "fold2"), desc="fold 2", unit="clip"):
-        audio = load_audio(str(path), RATE)
-        heard = how_heard(audio, config)
-        gated = heard == "yes" or (
-            heard == "weak" and scores(gate, extract(audio)[None])[0] >= gate.threshold
-        )
         c = per_class[URBAN[urban_class(path)]]
         c["clips"] += 1
-        c["at 0.5"] += heard == "yes"
-        c["second look"] += heard != "no"
-        c["gated"] += bool(gated)
+        if found := heard(load_audio(str(path), RATE), config):
+            c.update(outcomes(*found, config, gate, extract))
+    speakers: dict[str, Counter] = {}
+    for _, label, split, corpus, level, probabilities in rows:
+        if label == 1 and split == "val":
+            c = speakers.setdefault(corpus, Counter())
+            c["clips"] += 1
+            c.update(outcomes(level, probabilities, config, gate, extract))
     corpora = {}
     for data in CORPORA:
         audit = json.loads((PROJECT_ROOT / "reports" / "corpora" / f"{data}.json").read_text())
         root = PROJECT_ROOT / audit["root"]
         weak = audit["speech_only_at_weak_threshold"]
         kept = sum(
-            scores(gate, extract(np.asarray(cache.load(str(root / p))))[None])[0] >= gate.threshold
+            outcomes(*heard(cache.load(str(root / p)), config), config, gate, extract)[
+                "gate on the second look"
+            ]
             for p in weak
         )
         corpora[data] = {"clips": audit["clips"], "no_speech": len(audit["no_speech"]),
@@ -238,9 +297,10 @@ def main() -> None:
     report = {
         "threshold": gate.threshold,
         "validation": {"speech_recall": val_recall, "non_speech_accepted": val_accepted},
-        "fold2": {k: dict(v) for k, v in per_class.items()},
+        "fold2": {k: counted(v) for k, v in per_class.items()},
+        "validation_speakers": {k: counted(v) for k, v in speakers.items()},
         "corpora": corpora,
-    }
+    }  # fmt: skip
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "gate.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.report / "gate.md").write_text(markdown(report))

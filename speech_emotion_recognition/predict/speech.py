@@ -38,6 +38,7 @@ class SpeechConfig:
     hop_seconds: float
     shift_seconds: float
     gate: str | None = None
+    gate_reviews: str = "weak"  # "weak": the second look's files only; "all": every file heard
 
 
 @dataclass
@@ -130,14 +131,17 @@ def speech_regions(audio: np.ndarray, sample_rate: int, config: SpeechConfig) ->
         raise ValueError(f"silero-vad needs {DETECTOR_RATE} Hz audio, got {sample_rate}")
     probabilities = frame_probabilities(audio, detector())
     found = segments(probabilities, len(audio), config)
-    if not found and config.weak_threshold is not None:
+    second_look = not found and config.weak_threshold is not None
+    if second_look:
         # Shouted, clipped or whispered speech can stay under `threshold` in every frame
         # (58 of the 11,441 clips of the training corpora): a file without a region is scored
         # again at `weak_threshold` with the same rules; a stream never is (it has no end).
         found = segments(probabilities, len(audio), config, config.weak_threshold)
-        # ...and so can a dog, a drill or a siren: there a learned gate decides (gate.py)
-        if found and config.gate and not holds_speech(audio, config.gate):
-            found = []
+    # ...and so can a dog, a drill or a siren: there a learned gate decides (gate.py), on the
+    # second look only or on every file silero hears (`gate_reviews`)
+    reviewed = second_look or config.gate_reviews == "all"
+    if found and config.gate and reviewed and not holds_speech(audio, probabilities, config.gate):
+        found = []
     return merge(found, int(config.merge_gap_seconds * sample_rate))
 
 
