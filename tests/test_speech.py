@@ -153,3 +153,28 @@ def test_the_gate_keeps_the_shouts_that_silero_hears_only_at_its_weak_threshold(
     for name in weak_only:
         assert not regions(RAVDESS / name, replace(SPEECH, weak_threshold=None)), name
         assert regions(RAVDESS / name, GATED), name
+
+
+def test_the_gates_syllable_share_tells_a_four_hertz_rhythm_from_a_steady_sound():
+    """Round two's modulation feature: speech's level rises and falls at the syllable rate;
+    an engine's or a drill's holds still."""
+    import torch
+
+    from speech_emotion_recognition.predict.gate import syllable_shares
+
+    t = torch.arange(400) / 100  # 4 s at the gate's 100 frames a second
+    noise = torch.randn(64, 400, generator=torch.Generator().manual_seed(0))
+    steady = -30 + noise
+    syllables = steady + 20 * torch.sin(2 * torch.pi * 4 * t).clamp(min=0)
+    assert (syllable_shares(syllables) > 0.6).all()
+    assert (syllable_shares(steady) < 0.5).all()
+
+
+def test_the_gates_detector_pattern_counts_onsets_and_the_longest_run():
+    from speech_emotion_recognition.predict.gate import detector_pattern
+
+    probabilities = [0.0, 0.6, 0.7, 0.2, 0.05, 0.9, 0.9, 0.9, 0.1, 0.0]  # 10 frames, 0.32 s
+    mean, peak, over_weak, over, onsets, longest = detector_pattern(probabilities, 0.32).tolist()
+    assert mean == pytest.approx(0.435) and peak == pytest.approx(0.9)
+    assert over_weak == pytest.approx(0.7) and over == pytest.approx(0.5)
+    assert onsets == pytest.approx(2 / 0.32) and longest == pytest.approx(3 * 0.032)
