@@ -125,9 +125,8 @@ def markdown(arms: dict) -> str:
     for name, arm in arms.items():
         cells = [cell(arm["corpora"].get(c, {}).get("accuracy")) for c in CORPORA]
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
-        kept = {None: "undecided (needs 2 seeds each)", True: "yes", False: "no"}.get(
-            arm.get("kept"), ""
-        )
+        kept = "" if name == BASE else {None: "undecided (needs 2 seeds each)", True: "yes",
+                                         False: "no"}[arm.get("kept")]  # fmt: skip
         lines.append(
             f"| {name} | {arm['complete_seeds']} | " + " | ".join(cells)
             + f" | {cell(arm.get('score'))} | {gain} | {kept} |"
