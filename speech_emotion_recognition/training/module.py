@@ -176,21 +176,17 @@ class EmotionRecognitionModule(L.LightningModule):
         return batch
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
-        waveforms, labels, *rest = batch
-        band_means = None
-        if self.hparams.speaker_norm:
-            if not len(self.speaker_band_means):
-                raise RuntimeError("model.speaker_norm: set speaker_band_means before fitting")
-            band_means = self.speaker_band_means[rest[1]]
-        features = self.features(waveforms, band_means)
+        # corpus and speaker: indices into hparams.corpora and the datamodule's speakers()
+        waveforms, labels, corpus, speaker, *teacher = batch
+        features = self.features(waveforms, self._speaker_band_means(speaker))
         targets = labels
         if stage == "train" and self.feature_augment is not None:
             features = self.feature_augment(features)
         if stage == "train" and self.hparams.distill_alpha > 0:
-            if len(rest) < 3:
+            if not teacher:
                 raise ValueError("model.distill_alpha > 0 needs data.teacher_logits=FILE")
             targets = distillation_targets(
-                labels, rest[2], self.hparams.distill_alpha, self.hparams.distill_temperature
+                labels, teacher[0], self.hparams.distill_alpha, self.hparams.distill_temperature
             )
         if stage == "train" and self.hparams.mixup_alpha > 0:
             if targets is labels:
@@ -200,16 +196,16 @@ class EmotionRecognitionModule(L.LightningModule):
             embedding = self.net.embed(features)
             logits = self.net.head(embedding)
             progress = self.global_step / max(self.trainer.estimated_stepping_batches, 1)
-            corpus_loss = F.cross_entropy(self.adversary(embedding, progress), rest[0])
+            corpus_loss = F.cross_entropy(self.adversary(embedding, progress), corpus)
             self.log("train/corpus_loss", corpus_loss, on_step=True, batch_size=len(labels))
         else:
             logits, corpus_loss = self.net(features), 0.0
         loss = self.criterion(logits, targets) + corpus_loss
         predictions = logits.argmax(dim=-1)
         self.metrics[f"{stage}_"].update(predictions, labels)
-        if rest and stage != "train" and self.corpus_metrics:
-            for index in rest[0].unique().tolist():
-                key, mine = f"{stage}_{index}", rest[0] == index
+        if stage != "train" and self.corpus_metrics:
+            for index in corpus.unique().tolist():
+                key, mine = f"{stage}_{index}", corpus == index
                 if key in self.corpus_metrics:
                     self.corpus_metrics[key].update(predictions[mine], labels[mine])
                     self.corpus_confusion[key].update(predictions[mine], labels[mine])
@@ -229,6 +225,14 @@ class EmotionRecognitionModule(L.LightningModule):
             self.metrics[f"{stage}_"], on_step=False, on_epoch=True, prog_bar=stage != "train"
         )
         return loss
+
+    def _speaker_band_means(self, speaker: torch.Tensor) -> torch.Tensor | None:
+        """With speaker_norm, each clip's speaker's band means; else None (each clip's own)."""
+        if not self.hparams.speaker_norm:
+            return None
+        if not len(self.speaker_band_means):
+            raise RuntimeError("model.speaker_norm: set speaker_band_means before fitting")
+        return self.speaker_band_means[speaker]
 
     def training_step(self, batch: tuple[torch.Tensor, ...], _: int) -> torch.Tensor:
         return self._step(batch, "train")
