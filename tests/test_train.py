@@ -69,12 +69,26 @@ def test_resume_continues_the_same_run(make_cfg, separable_corpus, tmp_path):
     assert not (tmp_path / "second" / "splits").exists()
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 2 * first["global_step"]
-    key = next(k for k in last["callbacks"] if k.startswith("ModelCheckpoint"))
+    key = next(k for k in last["callbacks"] if k.startswith("ModelCheckpoint{'monitor': 'val/f1"))
     best_before = first["callbacks"][key]["best_model_score"]
     assert last["callbacks"][key]["best_model_score"] >= best_before
     with open(run / "csv" / "metrics.csv") as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("train/loss_epoch")}
     assert {"1"} <= epochs  # the second epoch was logged into the same run
+
+
+@pytest.mark.slow
+def test_last_ckpt_is_the_latest_epoch_even_when_the_score_did_not_improve(
+    make_cfg, separable_corpus, tmp_path
+):
+    """Resuming from last.ckpt must continue where the run stopped, not go back to its best
+    epoch (Lightning's save_last writes only beside a new best)."""
+    cfg = make_cfg(*folder_overrides(separable_corpus), "trainer.max_epochs=3", "test=false",
+                   "model.optimizer.lr=0.0")  # fmt: skip  # no learning: no later epoch is better
+    train(cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 2
+    assert len(list((tmp_path / "run" / "checkpoints").glob("*.ckpt"))) == 2  # best and last
 
 
 def run_cli(args: list[str], cwd) -> subprocess.CompletedProcess:
