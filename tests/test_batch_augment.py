@@ -164,7 +164,8 @@ def test_mixup_and_smoothing_reach_the_training_loss_only(tmp_path):
     module.log = module.log_dict = lambda *args, **kwargs: None
     seen = []
     module.criterion.register_forward_hook(lambda _, inputs, __: seen.append(inputs[1]))
-    batch = (speech_batch(4, 1.0), torch.tensor([0, 1, 2, 3]))
+    corpus = speaker = torch.zeros(4, dtype=torch.long)  # a DataModule batch's four parts
+    batch = (speech_batch(4, 1.0), torch.tensor([0, 1, 2, 3]), corpus, speaker)
     module._step(batch, "train")
     module._step(batch, "val")
     train_targets, val_targets = seen
