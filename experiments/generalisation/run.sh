@@ -21,4 +21,7 @@ for arm in ${ARMS:-base no_nemo utterance_norm speaker_norm copypaste adversaria
   done
 done
 $PY experiments/generalisation/calibrate.py "$LOGS" base
+if compgen -G "$LOGS/antialias/*/model.safetensors" >/dev/null; then
+  $PY experiments/generalisation/stability.py "$LOGS" reports/generalisation
+fi
 $PY experiments/generalisation/table.py "$LOGS" reports/generalisation

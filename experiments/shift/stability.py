@@ -44,11 +44,14 @@ SETS = {  # the default rule's (experiments/default_rule/rule.py)
 BOOTSTRAP = 2000
 
 
-def labelled_sets(classifier, manifests: Path) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
-    """Each set's decoded clips and label indices, as the model's classes name them."""
+def labelled_sets(
+    classifier, manifests: Path, names: tuple[str, ...] = tuple(SETS)
+) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """The named sets' decoded clips and label indices, as the model's classes name them."""
     found = {}
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        for name, (data, subset, corpus) in SETS.items():
+        for name in names:
+            data, subset, corpus = SETS[name]
             splits = SPLITS if data == "data=multi" else manifests
             cfg = compose("evaluate", overrides=[data, subset, f"manifest_dir={splits}"])
             datamodule = model_data(cfg.data, classifier, cfg.manifest_dir)
@@ -68,8 +71,13 @@ def clip_labels(
     return np.array([weighted_mean(p, c).argmax() for p, c in zip(parts, cuts, strict=True)])
 
 
-def measure(release: str, speech: SpeechConfig, sets: dict) -> dict:
-    classifier = load_classifier(PROJECT_ROOT / "models" / f"{release}.safetensors")
+def release_weights(release: str) -> Path:
+    return PROJECT_ROOT / "models" / f"{release}.safetensors"
+
+
+def measure(weights: Path, speech: SpeechConfig, sets: dict) -> dict:
+    """Each set's accuracy and the share of clips a 32 ms move relabels, once and shifted."""
+    classifier = load_classifier(weights)
     device = resolve_device("auto")
     precision = resolve_precision("auto", device)
     ways = {
@@ -130,10 +138,10 @@ def markdown(results: dict, shift: float, clips: int) -> str:
 
 def main(releases: list[str], out: Path) -> dict:
     speech = SpeechConfig(**OmegaConf.load(PROJECT_ROOT / "conf" / "speech" / "default.yaml"))
-    first = load_classifier(PROJECT_ROOT / "models" / f"{releases[0]}.safetensors")
+    first = load_classifier(release_weights(releases[0]))
     with tempfile.TemporaryDirectory() as manifests:
         sets = labelled_sets(first, Path(manifests))
-    results = {release: measure(release, speech, sets) for release in releases}
+    results = {release: measure(release_weights(release), speech, sets) for release in releases}
     out.mkdir(parents=True, exist_ok=True)
     (out / "stability.json").write_text(json.dumps(results, indent=2) + "\n")
     text = markdown(results, speech.shift_seconds, sum(len(t) for _, t in sets.values()))
