@@ -6,21 +6,27 @@ from __future__ import annotations
 import csv
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from scripts.recordings import ACTOR, clip
 from scripts.recordings import talk as recording
+from speech_emotion_recognition import PROJECT_ROOT
+from speech_emotion_recognition.audio import load_audio
 from speech_emotion_recognition.listen import run
 from speech_emotion_recognition.noise import coloured_noise, rms
+from speech_emotion_recognition.predict import stream as stream_module
 from speech_emotion_recognition.predict.predictor import (
     Predictor,
     cut_windows,
     load_classifier,
     segment_rows,
 )
+from speech_emotion_recognition.predict.speech import normalise, speech_regions
 from speech_emotion_recognition.predict.stream import SpeechStream, stream_events
 from tests.audio import tone
 from tests.conftest import compose_config
@@ -145,3 +151,48 @@ def test_listen_without_portaudio_says_what_to_install(tmp_path, monkeypatch, ca
     cfg = compose_config("listen", tmp_path, ["seconds=1", f"ckpt={RELEASE}"])
     assert run(cfg) == 2
     assert "apt-get install libportaudio2" in caplog.text
+
+
+GATED = replace(SPEECH, gate="models/speech-gate.safetensors", gate_reviews="all")
+FOLD1 = PROJECT_ROOT / "data" / "NOISE" / "urbansound8k" / "fold1"
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", ["102842-3-1-0.ogg", "40722-8-0-3.ogg"])  # a dog, a siren
+def test_a_gate_on_every_file_refuses_in_a_stream_what_it_refuses_in_a_file(predictor, name):
+    """#44: the stream hears a region as far as it has it; silero alone takes these at 0.5."""
+    audio = normalise(load_audio(str(FOLD1 / name), RATE), SPEECH)
+    assert speech_regions(audio, RATE, SPEECH) and not speech_regions(audio, RATE, GATED)
+    rng = np.random.default_rng(0)
+    assert list(stream_events(predictor, SPEECH, random_chunks(audio, rng, 4000)))
+    assert list(stream_events(predictor, GATED, random_chunks(audio, rng, 4000))) == []
+
+
+@pytest.mark.real_data
+def test_a_long_region_keeps_only_the_audio_its_next_window_needs(predictor, monkeypatch):
+    """A minute of talk without a pause is one region: its windows come as the file's do and
+    the stream keeps seconds, not the region; refused by a gate, it keeps nothing of it."""
+    sentences = [clip(p.name) for p in sorted(ACTOR.glob("03-01-0[1345678]-*.wav"))[:40]]
+    audio = np.concatenate([s[slice(*speech_regions(s, RATE, SPEECH)[0])] for s in sentences])
+    assert len(audio) / RATE > 60 and len(speech_regions(audio, RATE, SPEECH)) == 1
+    chunks = np.split(audio, np.arange(RATE // 4, len(audio), RATE // 4))
+    file_windows = [s.start / RATE for s in cut_windows("talk", audio, RATE, SPEECH).spans]
+    monkeypatch.setattr(stream_module, "holds_speech", lambda *_: False)
+    for config in (SPEECH, GATED):
+        stream, kept, starts = SpeechStream(config, RATE), [], []
+        for chunk in chunks:
+            starts += [e.span.start / RATE for e in stream.feed(chunk) if hasattr(e, "span")]
+            kept.append(stream.buffered_seconds)
+        starts += [e.span.start / RATE for e in stream.finish() if hasattr(e, "span")]
+        assert max(kept) <= 2 * SPEECH.window_seconds, (config.gate, max(kept))
+        expected = file_windows if config.gate is None else []
+        assert starts == pytest.approx(expected, abs=TOLERANCE), config.gate
+
+
+@pytest.mark.real_data
+def test_a_gate_on_every_file_lets_a_streamed_talk_through_unchanged(predictor):
+    audio = recording()
+    chunks = random_chunks(audio, np.random.default_rng(2), 4000)
+    assert list(stream_events(predictor, GATED, chunks)) == list(
+        stream_events(predictor, SPEECH, chunks)
+    )

@@ -6,7 +6,12 @@ The same steps as for a file: silero-vad's frame probabilities (the detector is 
 stream keeps its own state), silero's own rules turning them into segments, pauses up to
 `merge_gap_seconds` merged, windows cut by `speech.spans`. What a stream cannot know is the
 file's peak, so the detector hears the audio scaled by the peak so far; the first words of a
-stream whose loudest moment comes later can move a boundary by a frame or two.
+stream whose loudest moment comes later can move a boundary by a frame or two. A stream has no
+second look (it never ends to say a file had no region), so a gate set to review the second
+look's files (`speech.gate_reviews=weak`) never acts on it; one that reviews every file heard
+(`all`) hears the stream's audio up to where a region's first window would end, at most one
+window of it, before the region is announced: it listens again each second until it accepts,
+has heard that whole window or the region ends, and a refused region is dropped without events.
 
 Nothing is reported that later audio could change: a region's start once it is surely speech,
 the windows of a long region as soon as their audio is in, a short region's one window once
@@ -24,6 +29,7 @@ import numpy as np
 
 from speech_emotion_recognition.audio import crop_or_pad
 from speech_emotion_recognition.predict.adapt import RunningCentre
+from speech_emotion_recognition.predict.gate import holds_speech
 from speech_emotion_recognition.predict.predictor import Predictor, segment_row
 from speech_emotion_recognition.predict.speech import (
     DETECTOR_RATE,
@@ -60,6 +66,8 @@ class _Region:
     start: int
     end: int  # exact when final, else the least it can still become
     final: bool
+    speech: bool | None = True  # the gate's verdict; None while it is still listening
+    reviewed: int = -1  # the last sample the gate heard of it
     emitted: list[int] = field(default_factory=list)  # starts of the windows sent on
 
 
@@ -91,6 +99,7 @@ class SpeechStream:
             math.ceil(2 * self.pad / FRAME) + 1,
         )
         self.low = end_threshold(config.threshold)
+        self.gated = config.gate is not None and config.gate_reviews == "all"
         self.silence = 10 ** (config.digital_silence_dbfs / 20)
         self._detector = detector()
         self._audio = np.zeros(0, np.float32)  # samples from `_offset` on
@@ -173,16 +182,46 @@ class SpeechStream:
                 unsure = in_progress and end - start - 2 * self.pad <= self.min_speech
                 if unsure:
                     continue
-                region = _Region(start, end, final)
+                region = _Region(start, end, final, speech=None if self.gated else True)
                 self._regions.append(region)
-                events.append(SpeechEvent("speech_start", start))
+                if region.speech:
+                    events.append(SpeechEvent("speech_start", start))
             region.end, region.final = end, final
+            if region.speech is None and self._review(region, heard):
+                events.append(SpeechEvent("speech_start", start))
         for region in list(self._regions):
             events.extend(self._windows(region, ended))
         self._forget(all_final)
         return events
 
+    def _review(self, region: _Region, heard: int) -> bool:
+        """The gate on the window of stream audio that ends where the region's first window
+        would (as far as it is heard; a file's gate hears up to its whole 5 s clip the same
+        way), scaled as the detector heard it: True once it accepts; refused for good once it
+        has heard that whole window or the region has ended."""
+        upto = min(heard, region.start + self.window)
+        whole = region.final or upto == region.start + self.window
+        if not whole and region.reviewed >= 0 and upto - region.reviewed < self.rate:
+            return False
+        region.reviewed = upto
+        begin = max(upto - self.window, self._offset)
+        audio = self._audio[begin - self._offset : upto - self._offset]
+        if self._peak > self.silence:
+            audio = audio * (10 ** (self.config.peak_dbfs / 20) / self._peak)
+        first = max(begin // FRAME - self._origin, 0)
+        frames = self._probabilities[first : max(upto // FRAME - self._origin, first)]
+        if holds_speech(audio, frames, self.config.gate):
+            region.speech = True
+        elif whole:
+            region.speech = False
+        return bool(region.speech)
+
     def _windows(self, region: _Region, ended: bool) -> list[SpeechEvent | WindowReady]:
+        if not region.speech:  # the gate is listening, or refused it: ends without a word
+            if region.final:
+                self._regions.remove(region)
+                self._ended = region.start
+            return []
         if region.final:
             n_samples = self._received if ended else 1 << 62  # the end clamps only at the end
             cut = spans([(region.start, region.end)], n_samples, self.window, self.hop)
@@ -214,8 +253,13 @@ class SpeechStream:
             drop = len(self._probabilities) - self.quiet_frames
             self._probabilities = self._probabilities[drop:]
             self._origin += drop
-        reach = [self._origin * FRAME - self.pad - self.window // 2]
+        # a region still to come starts after the last one heard ends (less its padding) and a
+        # short one's window is centred on it
+        later = max([self._origin * FRAME] + [r.end for r in self._regions[-1:]])
+        reach = [later - self.pad - self.window // 2]
         for region in self._regions:
+            if region.speech is False:
+                continue  # refused: no window of it will come
             reach.append(region.emitted[-1] if region.emitted else region.start - self.window)
         keep = max(self._offset, min(reach))
         self._audio = self._audio[keep - self._offset :]
