@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from speech_emotion_recognition.cli import check_arguments
 from speech_emotion_recognition.losses import inverse_frequency_weights
 from speech_emotion_recognition.predict.predictor import checkpoint_error, native_bf16, read_file
+from speech_emotion_recognition.training.callbacks import EpochThroughput
 from speech_emotion_recognition.training.finetune import FreezeFor, load_pretrained
 from speech_emotion_recognition.training.speakers import speaker_band_means
 
@@ -152,16 +153,19 @@ def train(cfg: DictConfig) -> dict:
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    fit_seconds = time.perf_counter() - start
-
+    clock = next((c for c in callbacks if isinstance(c, EpochThroughput)), None)
+    earlier = clock.earlier_seconds if clock else None
     results: dict = {
         "seed": cfg.seed,
         "class_names": class_names,
         "init_from": initialised,
         "epochs": trainer.current_epoch,
-        "fit_seconds": round(fit_seconds, 1),
+        # a resumed run's time includes its stopped processes' where its checkpoint kept it
+        "fit_seconds": round(time.perf_counter() - start + (earlier or 0.0), 1),
         "machine": machine(trainer),
     }
+    if cfg.get("ckpt_path"):
+        results["resumed"] = {"fit_seconds": "all" if earlier is not None else "the last part"}
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:

@@ -54,6 +54,7 @@ def test_resume_continues_the_same_run(make_cfg, separable_corpus, tmp_path):
     train(make_cfg(*folder_overrides(corpus), "test=false", output_dir=run))
     split_before = (run / "splits" / "train.csv").read_text()
     first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    first_seconds = json.loads((run / "metrics.json").read_text())["fit_seconds"]
     # the corpus grows between the two parts: a resumed run must keep its split
     shutil.copytree(corpus / "sad" / "spk00", corpus / "sad" / "spk99")
 
@@ -74,7 +75,10 @@ def test_resume_continues_the_same_run(make_cfg, separable_corpus, tmp_path):
     assert last["callbacks"][key]["best_model_score"] >= best_before
     with open(run / "csv" / "metrics.csv") as f:
         epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("train/loss_epoch")}
-    assert {"1"} <= epochs  # the second epoch was logged into the same run
+    assert epochs == {"0", "1"}  # the second epoch joins the first's rows in the same run
+    # the fitting time counts both processes, the first's carried in the checkpoint
+    assert results["fit_seconds"] > first_seconds
+    assert results["resumed"] == {"fit_seconds": "all"}
 
 
 @pytest.mark.slow

@@ -41,8 +41,12 @@ def training_run(run: Path) -> dict | None:
     # from the test counts: UA and macro-F1 over the classes the tested corpus has (nEMO has no
     # disgust; the logged test/ua counts a predicted disgust as a class with recall 0)
     scores = confusion_scores(metrics["confusion"]["test"])
+    # a run resumed before train.py carried the time in its checkpoints timed its last part only
+    overrides = run / ".hydra" / "overrides.yaml"
+    resumed = overrides.is_file() and "ckpt_path=" in overrides.read_text()
+    timed = metrics.get("resumed", {}).get("fit_seconds", "the last part" if resumed else "all")
     return {**scores, "epochs": metrics["epochs"], "fit_minutes": metrics["fit_seconds"] / 60,
-            "precision": metrics["machine"].get("precision")}  # fmt: skip
+            "timed": timed, "precision": metrics["machine"].get("precision")}  # fmt: skip
 
 
 def table(logs: Path, out: Path) -> dict:
@@ -125,7 +129,9 @@ def markdown(report: dict) -> str:
         unfinished = f" (per fold {done}; the sweep did not finish)" if done else ""
         note = (f"{r['folds']} folds, mean ± sd{unfinished}" if "folds" in r else
                 f"{r['clips']} clips; UA, F1 over its 5 classes" if "clips" in r else
-                f"{r['epochs']} epochs, {r['fit_minutes']:.0f} min, {r['precision']}")  # fmt: skip
+                f"{r['epochs']} epochs, {r['fit_minutes']:.0f} min"
+                f"{' (its last part, after a resume)' if r['timed'] != 'all' else ''}, "
+                f"{r['precision']}")  # fmt: skip
         lines.append(f"| `{name}` | {trained} | {tested} | {fmt(r['accuracy'])} | "
                      f"{fmt(r['ua'])} | {fmt(r['macro_f1'])} | {note} |")  # fmt: skip
     per_run = ", ".join(f"{a:.3f} (seed {s})" for a, s in zip(recipe["per_run"], recipe["seeds"],
