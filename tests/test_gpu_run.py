@@ -111,7 +111,7 @@ def test_gpu_run_dry_run_takes_the_parts_in_turn_trains_and_packs(packed, tmp_pa
     assert "Training for" in (out / "train.log").read_text()
     # The teacher's logits: every training clip of all three corpora, keyed as the originals here.
     train = read_manifest(machine / "runs" / "train" / "splits" / "train.csv")
-    assert {c.corpus for c in train} == {"cremad", "ravdess", "tess"}
+    assert {c.corpus for c in train} == {"cremad", "ravdess", "tess", "nemo"}
     keys = sorted(row["key"] for row in logits)
     assert keys == sorted(clip_keys([c.path for c in train], machine / "data"))
     assert set(keys) <= set(clip_keys(audio_files(corpora), corpora))
@@ -126,8 +126,8 @@ def test_the_parts_keep_under_their_limit_and_hold_every_file(packed):
         for part in parts
         for p in (part / "data").rglob("*.ogg")
     )
-    # data=multi's corpora and the recorded noise; not URDU, not nEMO
-    audio = [p for p in audio_files(corpora) if not {"URDU", "nEMO"} & set(p.parts)]
+    # data=multi_nemo's corpora with labels=six and the recorded noise; not URDU, nor surprise
+    audio = [p for p in audio_files(corpora) if "URDU" not in p.parts and "surprised" not in p.name]
     assert carried == sorted(clip_keys(audio, corpora))
     assert any("NOISE" in key for key in carried)
     whole = []  # (part number, folder that part completes)
@@ -137,7 +137,8 @@ def test_the_parts_keep_under_their_limit_and_hold_every_file(packed):
         whole += [(n, folder) for folder in folders]
         size = sum(p.stat().st_size for p in (part / "data").rglob("*") if p.is_file())
         assert size <= 0.1 * 2**20  # a part closes before the file that would overflow it
-    assert [f for _, f in whole] == ["NOISE", "RAVDESS", "TESS", "CREMA-D"]
+    assert [f for _, f in whole] == ["NOISE", "RAVDESS", "TESS", "nEMO", "CREMA-D"]
+    assert any((part / "data" / "nEMO" / "data.tsv").is_file() for part in parts)  # the sexes
     for m, folder in whole:  # no file of a folder travels after the part that says it is whole
         assert not any((p / "data" / folder).exists() for p in parts[m:])
     assert any((p / "data" / "CREMA-D" / "VideoDemographics.csv").is_file() for p in parts)

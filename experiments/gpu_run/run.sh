@@ -38,12 +38,12 @@ if [ -z "${DRY_RUN:-}" ] && [ -d /tmp/site ]; then
   export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 
-# data=multi on the folders that have come whole (the lines after the first of each PART);
+# data=multi_nemo on the folders that have come whole (the lines after the first of each PART);
 # train needs every part (the first line: "n total").
 WHOLE=" $(cat "$STAGE"/part*/PART 2>/dev/null | grep -v '^[0-9]' | tr '\n' ' ' || true) "
-DATA=(paths.data_dir="$STAGE/data")
-for corpus in CREMA-D RAVDESS TESS; do
-  [[ $WHOLE == *" $corpus "* ]] || DATA+=(data.corpus.parts.$corpus=null)
+DATA=(data=multi_nemo paths.data_dir="$STAGE/data")
+for part in CREMA-D RAVDESS TESS nEMO/samples; do  # a part's key, its folder before the slash
+  [[ $WHOLE == *" ${part%%/*} "* ]] || DATA+=("data.corpus.parts={$part: null}")
 done
 TOTAL=$(head -n 1 "$STAGE/part1/PART" 2>/dev/null | cut -d' ' -f2 || true)
 MISSING=()
@@ -89,7 +89,7 @@ EOF
   rm -rf "$RUNS/throughput"
   # The recipe's augmentation (all on the device); the levers that would swap it are left out,
   # so the feed the benchmark picks for train changes only workers and memory.
-  $PY scripts/train_throughput.py data=multi augmentation=batch "${RECIPE[@]}" "${DATA[@]}" "${MODEL[@]}" \
+  $PY scripts/train_throughput.py augmentation=batch "${RECIPE[@]}" "${DATA[@]}" "${MODEL[@]}" \
     "${BENCH[@]}" hydra.run.dir="$RUNS/throughput" "$@" 2>&1 | tee "$OUT/throughput.log"
   cp "$RUNS/throughput/throughput.json" "$RUNS/throughput/throughput.md" "$OUT/"
   ;;
@@ -107,7 +107,7 @@ path, seconds = pathlib.Path(sys.argv[1]), float(sys.argv[2])
 data = pathlib.Path(sys.argv[3], "data")
 # Training clips: TESS whole, about 80 % of the speakers of the others.
 clips = len(list((data / "TESS").rglob("*.ogg"))) + 0.8 * sum(
-    len(list((data / corpus).rglob("*.ogg"))) for corpus in ("CREMA-D", "RAVDESS"))
+    len(list((data / corpus).rglob("*.ogg"))) for corpus in ("CREMA-D", "RAVDESS", "nEMO"))
 if path.exists():
     bench = json.loads(path.read_text())
     # Validation, checkpoints and figures add about a fifth to each epoch.

@@ -1,6 +1,6 @@
 """Stage what a bare GPU machine needs for experiments/gpu_run/run.sh into .gpu/ (git-ignored).
 
-python experiments/gpu_run/stage.py              # needs `make data-multi`
+python experiments/gpu_run/stage.py              # needs `make data-multi` and nEMO (docs/data.md)
 python experiments/gpu_run/stage.py --check 200  # and what the transport changes, on 200 clips
 python experiments/gpu_run/stage.py --check 200 --check-only  # the measurement alone
 
@@ -9,7 +9,8 @@ under --part-mib, carried one per call in order: part1 starts with the Python 3.
 what the GPU image lacks (versions from requirements.lock); the parts hold `data/<corpus>/…` in
 the corpora's own layout, which gpu_run.sh merges into one data folder as they arrive.
 
-The audio of data=multi (CREMA-D, RAVDESS's six emotions, TESS) and of augmentation=batch's
+The audio of data=multi_nemo (CREMA-D, RAVDESS's six emotions, TESS, nEMO's five: `labels=six`
+leaves its surprised out) and of augmentation=batch's
 recorded noise travels as Ogg Opus at 16 kHz, --opus-level 0.8 (about 60 kbit/s; 0.85 and up
 switch to a narrower coding that changes the log-mel four times as much): for transport only,
 the GPU machine's data cache decodes it like any file. `--check` measures the change on a
@@ -30,7 +31,7 @@ import soundfile as sf
 import torch
 
 from speech_emotion_recognition.audio import audio_files, crop_or_pad, load_audio
-from speech_emotion_recognition.data.corpora import cremad, ravdess, tess
+from speech_emotion_recognition.data.corpora import cremad, nemo, ravdess, tess
 from speech_emotion_recognition.emotions import EMOTIONS
 from speech_emotion_recognition.predict.predictor import load_classifier
 
@@ -68,8 +69,8 @@ MIB = 2**20
 RATE = 16000
 RELEASE = "ser-small-multi-v2.safetensors"  # whose predictions --check compares (the default then)
 NOISE_DIRS = ("NOISE/urbansound8k/fold1", "NOISE/speech_commands")  # conf/augmentation/batch.yaml
-ORDER = ("NOISE", "RAVDESS", "TESS", "CREMA-D")  # what travels first: the largest last
-CREMAD_FILES = ("CREMA-D/VideoDemographics.csv",)  # the actors' sex, for the speaker splits
+ORDER = ("NOISE", "RAVDESS", "TESS", "nEMO", "CREMA-D")  # what travels first: the largest last
+SEX_FILES = ("CREMA-D/VideoDemographics.csv", "nEMO/data.tsv")  # for the speaker splits
 
 
 def locked_versions() -> dict[str, str]:
@@ -92,10 +93,11 @@ def wheels(target: Path) -> None:
 
 
 def speech_files(data: Path) -> list[Path]:
-    """The clips data=multi trains on."""
+    """The clips data=multi_nemo trains on with labels=six."""
     return [
         *sorted(Path(c.path) for c in ravdess(data / "RAVDESS") if c.label in EMOTIONS),
         *sorted(Path(c.path) for c in tess(data / "TESS")),
+        *sorted(Path(c.path) for c in nemo(data / "nEMO" / "samples") if c.label in EMOTIONS),
         *sorted(Path(c.path) for c in cremad(data / "CREMA-D" / "AudioWAV")),
     ]
 
@@ -115,7 +117,7 @@ def opus(source: Path, target: Path, level: float) -> None:
 def pack(data: Path, out: Path, level: float, part_mib: float) -> list[Path]:
     """Encode, then fill part1, part2, … in order, each under `part_mib` (wheels included):
     the noise first, CREMA-D last. Each part's PART file says `n total` on its first line,
-    then the folders (NOISE, RAVDESS, TESS, CREMA-D) whose last file it holds: gpu_run.sh
+    then the folders (ORDER) whose last file it holds: gpu_run.sh
     trains on all of them only once every part has come, and benchmarks on what is whole."""
     encoded = out / "encoded"
     files: list[tuple[Path, Path]] = []  # (file to move, its path below data/)
@@ -123,7 +125,7 @@ def pack(data: Path, out: Path, level: float, part_mib: float) -> list[Path]:
         relative = source.relative_to(data).with_suffix(".ogg")
         opus(source, encoded / relative, level)
         files.append((encoded / relative, relative))
-    csvs = [(data / name, Path(name)) for name in CREMAD_FILES if (data / name).is_file()]
+    csvs = [(data / name, Path(name)) for name in SEX_FILES if (data / name).is_file()]
     files = sorted(csvs + files, key=lambda f: ORDER.index(f[1].parts[0]))  # stable
     parts, whole = [out / "part1"], [[]]
     used = size_mib(parts[0])  # the wheels
