@@ -272,12 +272,6 @@ def main() -> None:
     for path, corpus, split in tqdm(sorted(chosen), desc="speech", unit="clip"):
         if cache.ensure(path) is None and (found := heard(cache.load(path), config)):
             rows.append((extract(*found), 1, split, corpus, *found))
-    weights, folds = [1.0] * len(rows), [-1] * len(rows)
-    for path, (corpus, fold) in sorted(hard.items()):
-        if cache.ensure(path) is None and (found := heard(cache.load(path), config)):
-            rows.append((extract(*found), 1, "train", corpus, *found))
-            weights.append(args.hard_positives)
-            folds.append(fold)
     for path in tqdm(audio_files(NOISE / "urbansound8k" / "fold1"), desc="fold 1", unit="clip"):
         if urban_class(path) in VOICED:
             continue
@@ -291,12 +285,16 @@ def main() -> None:
     for i, audio in enumerate(generated(800, np.random.default_rng(0))):
         if found := heard(audio, config):
             rows.append((extract(*found), 0, "val" if i % 5 == 0 else "train", "generated", *found))
-    weights += [1.0] * (len(rows) - len(weights))
-    folds += [-1] * (len(rows) - len(folds))
+    folds = [-1] * len(rows)  # a hard positive's speaker fold; -1 for every other row
+    for path, (corpus, fold) in sorted(hard.items()):
+        if cache.ensure(path) is None and (found := heard(cache.load(path), config)):
+            rows.append((extract(*found), 1, "train", corpus, *found))
+            folds.append(fold)
     features = np.stack([r[0] for r in rows]).astype(np.float32)
     labels = np.array([r[1] for r in rows])
     train = np.array([r[2] == "train" for r in rows])
-    weights, folds = np.array(weights), np.array(folds)
+    folds = np.array(folds)
+    weights = np.where(folds >= 0, args.hard_positives, 1.0)
     gate = fit_with_threshold(features, labels, weights, train)
     val_scores = scores(gate, features[~train])
     val_labels = labels[~train]
