@@ -63,6 +63,32 @@ def test_card_groups_left_out_runs_by_corpus_and_keeps_them_out_of_the_spread(tm
     assert _left_out(tmp_path / "none") == []
 
 
+def test_card_reports_the_left_out_corpus_apart_from_one_every_run_tests_unseen(tmp_path):
+    """A run that leaves CREMA-D out and also tests URDU (`data.test_only`) pools both in its
+    test accuracy; the card gives each corpus its own figures, over the classes it has, and
+    recall per class."""
+    folder = tmp_path / "cv" / "xcorpus_seed1"
+    write_summary(folder, ["seed=1", "split=leave_corpus_out", "split.held_out=cremad"],
+                  [("", 0.50)])  # fmt: skip
+    confusion = {
+        "test/cremad": [[3, 1, 0], [0, 4, 0], [2, 2, 0]],  # recall 0.75, 1.0, 0.0
+        "test/urdu": [[5, 0, 0], [0, 5, 0], [0, 0, 0]],  # no clip of the third class
+    }
+    # as logged in training: UA and F1 over all three classes; the card's are over those it has
+    figures = {"cremad": (0.583, 0.583, 0.465), "urdu": (1.0, 0.667, 0.667)}
+    test = {f"test/{c}/{k}": v for c, f in figures.items()
+            for k, v in zip(("acc", "ua", "f1"), f, strict=True)}  # fmt: skip
+    record = {"class_names": ["angry", "happy", "sad"], "test": {"test/acc": 0.50, **test},
+              "confusion": {**confusion, "test": [[8, 1, 0], [0, 9, 0], [2, 2, 0]]}}  # fmt: skip
+    (folder / "runs" / "0").mkdir(parents=True)
+    (folder / "runs" / "0" / "metrics.json").write_text(json.dumps(record))
+    left_out = "\n".join(_left_out(tmp_path))
+    assert "| cremad | 1 | 0.583 (seed 1) | **0.583** | 0.583 | 0.465 " in left_out
+    assert "| angry 0.75, happy 1.00, **sad 0.00** |" in left_out
+    assert "| urdu (never trained on) | 1 | 1.000 (seed 1) | **1.000** | 1.000 | 1.000 " in left_out
+    assert "angry 1.00, happy 1.00 |" in left_out
+
+
 def test_a_card_lists_only_its_own_release_files(tmp_path):
     """ser-small-multi's card listed ser-small-multi-v2.onnx, a file of another release."""
     text = card(compose_config("model_card", tmp_path, ["release=ser-small-multi"]))

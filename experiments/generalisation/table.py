@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speech_emotion_recognition.training.summary import corpus_figures as run_figures
+
 LEFT_OUT = ("cremad", "ravdess", "nemo")
 UNSEEN = "urdu"
 CORPORA = (*LEFT_OUT, UNSEEN)
@@ -28,19 +30,18 @@ BASE = "base"
 
 
 def corpus_figures(metrics: dict, corpus: str) -> dict:
-    """Accuracy, and from the corpus's own confusion counts: UA over the classes it has, each
-    class's recall, and the share of its clips predicted neutral against the share that is."""
+    """The logged accuracy, and from the corpus's own confusion counts: UA over the classes it
+    has, each class's recall, and the share of its clips predicted neutral against the share
+    that is."""
+    figures = run_figures(metrics, corpus)
     matrix = np.asarray(metrics["confusion"][f"test/{corpus}"], dtype=float)
-    names = metrics["class_names"]
-    truth = matrix.sum(axis=1)
-    recall = np.diag(matrix) / np.maximum(truth, 1)
-    neutral = names.index("neutral")
+    neutral = metrics["class_names"].index("neutral")
     return {
         "accuracy": metrics["test"][f"test/{corpus}/acc"],
-        "ua": float(recall[truth > 0].mean()),
-        "recall": {n: float(r) for n, r, t in zip(names, recall, truth, strict=True) if t > 0},
+        "ua": figures["test_ua"],
+        "recall": figures["recall"],
         "predicted_neutral": float(matrix[:, neutral].sum() / matrix.sum()),
-        "neutral_clips": float(truth[neutral] / matrix.sum()),
+        "neutral_clips": float(matrix[neutral].sum() / matrix.sum()),
     }
 
 

@@ -141,11 +141,39 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tested_corpora(metrics: dict) -> list[str]:
+    """The corpora a run's record has test figures of (`test/<corpus>/acc`)."""
+    keys = metrics.get("test", {})
+    return sorted(k.split("/")[1] for k in keys if k.count("/") == 2 and k.endswith("/acc"))
+
+
+def corpus_figures(metrics: dict, corpus: str) -> dict:
+    """A run's accuracy, UA and macro-F1 on one corpus it tested, and each class's recall, from
+    that corpus's confusion counts (macro over the classes it has, as evaluate.py's report;
+    the logged figures and no recall where the record kept no counts of its own): a run that
+    also tests a corpus it never trains on pools both in `test/acc`."""
+    confusion = metrics.get("confusion", {})
+    matrix = confusion.get(f"test/{corpus}")
+    if matrix is None and tested_corpora(metrics) == [corpus]:
+        matrix = confusion.get("test")  # older records: one test corpus, one matrix
+    if matrix is None:
+        test = metrics["test"]
+        logged = {f"test_{name}": test[f"test/{corpus}/{key}"] for name, key in FIGURES.items()}
+        return {**logged, "recall": None}
+    matrix = np.asarray(matrix, dtype=float)
+    truth, hits = matrix.sum(axis=1), np.diag(matrix)
+    names = metrics.get("class_names", EMOTIONS)
+    recall = {n: float(h / t) for n, h, t in zip(names, hits, truth, strict=True) if t > 0}
+    return {**{f"test_{n}": v for n, v in confusion_scores(matrix).items()}, "recall": recall}
+
+
 def left_out_runs(summaries: Iterable[Path]) -> dict[str, list[tuple[str, dict]]]:
-    """The leave-one-corpus-out runs of these summary.json files, per corpus left out: each
-    run's training seed (conf/train.yaml's where no override set it) and its summary row, with
-    the precision it trained in from the summary's copy of its metrics.json (None without one):
-    fp32 and bf16-mixed runs are not the same experiment."""
+    """The leave-one-corpus-out runs of these summary.json files, per corpus they tested unseen
+    (the corpus left out, and any corpus every run tests and none trains on, like URDU): each
+    run's training seed (conf/train.yaml's where no override set it) and its figures on that
+    corpus (corpus_figures, from the summary's copy of its metrics.json; the summary row where
+    none was kept), whether it was the corpus left out, and the precision it trained in (None
+    without a record): fp32 and bf16-mixed runs are not the same experiment."""
     default_seed = str(OmegaConf.load(PROJECT_ROOT / "conf" / "train.yaml").seed)
     runs: dict[str, list[tuple[str, dict]]] = {}
     for path in summaries:
@@ -154,10 +182,15 @@ def left_out_runs(summaries: Iterable[Path]) -> dict[str, list[tuple[str, dict]]
             given = [*summary["common_overrides"], *row["varies"].split()]
             overrides = dict(o.split("=", 1) for o in given)
             seed = overrides.get("seed", default_seed)
+            held_out = overrides["split.held_out"]
             record = Path(path).parent / "runs" / row["run"] / "metrics.json"
-            machine = json.loads(record.read_text()).get("machine", {}) if record.exists() else {}
-            row = {**row, "precision": machine.get("precision")}
-            runs.setdefault(overrides["split.held_out"], []).append((seed, row))
+            metrics = json.loads(record.read_text()) if record.exists() else {}
+            precision = metrics.get("machine", {}).get("precision")
+            figures = {c: corpus_figures(metrics, c) for c in tested_corpora(metrics)}
+            figures = figures or {held_out: {"recall": None}}
+            for corpus, found in figures.items():
+                unseen = {**row, **found, "precision": precision, "left_out": corpus == held_out}
+                runs.setdefault(corpus, []).append((seed, unseen))
     return runs
 
 
