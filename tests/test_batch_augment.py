@@ -75,6 +75,23 @@ def test_noise_over_the_clip_leaves_the_padding_silent(kind, noise_dir, tmp_path
                           atol=0.05)  # fmt: skip
 
 
+def test_babble_mixes_other_clips_of_the_batch_never_the_clip_itself():
+    """Each clip a tone of its own: the babble added to a clip holds other clips' tones at
+    equal level, none of its own, at the drawn SNR."""
+    torch.manual_seed(0)
+    augment = BatchAugment(RATE, **OFF, babble_p=1.0, babble_snr_db=[5.0, 5.0], babble_talkers=3)
+    clean = speech_batch()  # tones of 150, 170, ... 290 Hz, 1 s: 1 Hz per FFT bin
+    clean[3] *= 10  # a loud talker is no louder in others' babble
+    mixed = augment(clean)
+    assert torch.allclose(snr_db(clean, mixed), torch.full((8,), 5.0), atol=0.01)
+    tones = torch.fft.rfft(mixed - clean).abs()
+    levels = tones[:, 150:300:20]  # (clip, tone): how much of each clip's tone is in its babble
+    own = levels.diagonal()
+    assert own.max() < 1e-3 * levels.max()
+    talkers = (levels > 0.5 * levels.max(dim=1, keepdim=True).values).sum(dim=1)
+    assert len(set(talkers.tolist())) == 1 and 1 <= talkers[0] <= 3  # one count per batch
+
+
 def test_missing_noise_names_the_folder_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="dvc pull data/NOISE.dvc") as error:
         recorded_noise([tmp_path / "NOISE" / "urbansound8k"], RATE)

@@ -27,6 +27,11 @@ UNSEEN = "urdu"
 CORPORA = (*LEFT_OUT, UNSEEN)
 NAMES = {"cremad": "CREMA-D", "ravdess": "RAVDESS", "nemo": "nEMO", "urdu": "URDU"}
 BASE = "base"
+# Arms judged by a second figure besides a score not below base's: babble by its validation
+# accuracy lost in babble at 0 dB (run.sh's evaluate.py into each run's babble_val/), antialias
+# by its stability on URDU scored once (stability.py's OUT_DIR/stability.json).
+ROBUSTNESS = {"babble"}
+STABILITY = "antialias"
 
 
 def corpus_figures(metrics: dict, corpus: str) -> dict:
@@ -57,14 +62,27 @@ def arm_runs(arm_dir: Path) -> dict[int, dict[str, list[dict]]]:
     return seeds
 
 
+def babble_losses(arm_dir: Path) -> dict[int, list[float]]:
+    """seed -> each evaluated run's validation accuracy clean minus in babble at 0 dB."""
+    seeds: dict[int, list[float]] = defaultdict(list)
+    for path in sorted(arm_dir.glob("*_seed*/babble_val/metrics.json")):
+        rows = json.loads(path.read_text())["noise"]
+        clean = next(r["accuracy"] for r in rows if r["snr_db"] is None)
+        babble = next(r["accuracy"] for r in rows if (r["noise"], r["snr_db"]) == ("babble", 0))
+        seed = json.loads((path.parent.parent / "metrics.json").read_text())["seed"]
+        seeds[seed].append(clean - babble)
+    return seeds
+
+
 def spread(values: list[float]) -> dict:
     sd = statistics.stdev(values) if len(values) > 1 else math.nan
     return {"mean": statistics.fmean(values), "sd": sd, "runs": len(values)}
 
 
-def summarise(seeds: dict[int, dict[str, list[dict]]]) -> dict:
-    """Per corpus its mean over seeds (each seed's runs averaged first), per class recall, and
-    the score over the seeds that have every corpus."""
+def summarise(seeds: dict[int, dict[str, list[dict]]], losses: dict[int, list[float]]) -> dict:
+    """Per corpus its mean over seeds (each seed's runs averaged first), per class recall, the
+    score over the seeds that have every corpus, and the babble loss over the seeds whose runs
+    were all evaluated in babble."""
     per_seed = {
         seed: {c: statistics.fmean(f["accuracy"] for f in figures) for c, figures in runs.items()}
         for seed, runs in seeds.items()
@@ -86,22 +104,45 @@ def summarise(seeds: dict[int, dict[str, list[dict]]]) -> dict:
     arm["complete_seeds"] = len(complete)
     if complete:
         arm["score"] = spread([statistics.fmean(s[c] for c in CORPORA) for s in complete])
+    runs = {seed: len(corpora.get(UNSEEN, [])) for seed, corpora in seeds.items()}
+    evaluated = [statistics.fmean(v) for seed, v in losses.items() if len(v) == runs.get(seed)]
+    if evaluated:
+        arm["babble_loss"] = spread(evaluated)
     return arm
 
 
-def decide(arms: dict) -> None:
-    """The keep rule: the score beats base's by at least the pooled seed sd of the two;
-    undecided (None) until both have two complete seeds."""
+def pooled_sd(a: dict, b: dict) -> float:
+    return math.sqrt((a["sd"] ** 2 + b["sd"] ** 2) / 2)
+
+
+def decide(arms: dict, stable_enough: bool | None = None) -> None:
+    """The keep rule: the score beats base's by at least the pooled seed sd of the two. An arm
+    for robustness instead loses less in babble than base by at least their pooled seed sd, and
+    antialias is as stable once as base is in three passes (`stable_enough`), each at a score
+    not below base's by more than the score's. Undecided (None) until both have two complete
+    seeds, of babble evaluations too where they count, and antialias until its stability is."""
     base = arms.get(BASE)
     for name, arm in arms.items():
         if name == BASE or base is None or "score" not in arm or "score" not in base:
             continue
         arm["gain"] = arm["score"]["mean"] - base["score"]["mean"]
-        if min(arm["complete_seeds"], base["complete_seeds"]) < 2:
+        seeds = [arm["complete_seeds"], base["complete_seeds"]]
+        if name in ROBUSTNESS:
+            seeds += [a.get("babble_loss", {}).get("runs", 0) for a in (arm, base)]
+        if min(seeds) < 2:
             arm["kept"] = None
             continue
-        arm["margin"] = math.sqrt((arm["score"]["sd"] ** 2 + base["score"]["sd"] ** 2) / 2)
-        arm["kept"] = arm["gain"] >= arm["margin"]
+        arm["margin"] = pooled_sd(arm["score"], base["score"])
+        if name == STABILITY:
+            level = arm["gain"] >= -arm["margin"]
+            arm["kept"] = None if stable_enough is None else stable_enough and level
+            continue
+        if name not in ROBUSTNESS:
+            arm["kept"] = arm["gain"] >= arm["margin"]
+            continue
+        less = base["babble_loss"]["mean"] - arm["babble_loss"]["mean"]
+        margin = pooled_sd(arm["babble_loss"], base["babble_loss"])
+        arm["kept"] = less >= margin and arm["gain"] >= -arm["margin"]
 
 
 def cell(figure: dict | None) -> str:
@@ -117,20 +158,21 @@ def markdown(arms: dict) -> str:
         "protocol, score and keep rule in "
         "[experiments/generalisation](../../experiments/generalisation/README.md). "
         "Accuracy on each corpus while no training or model selection saw it, mean ± sd over "
-        "training seeds (each seed's runs averaged first).",
+        "training seeds (each seed's runs averaged first). Lost in babble: validation accuracy "
+        "clean minus in babble at 0 dB (the runs' validation speakers), where measured.",
         "",
         "| arm | seeds complete | " + " | ".join(NAMES[c] for c in CORPORA)
-        + " | score | vs base | kept |",
-        "|---|---:|" + "---:|" * len(CORPORA) + "---:|---:|---|",
+        + " | score | vs base | lost in babble 0 dB | kept |",
+        "|---|---:|" + "---:|" * len(CORPORA) + "---:|---:|---:|---|",
     ]  # fmt: skip
     for name, arm in arms.items():
         cells = [cell(arm["corpora"].get(c, {}).get("accuracy")) for c in CORPORA]
         gain = f"{arm['gain']:+.3f}" if "gain" in arm else ""
-        kept = "" if name == BASE else {None: "undecided (needs 2 seeds each)", True: "yes",
-                                         False: "no"}[arm.get("kept")]  # fmt: skip
+        verdicts = {None: "undecided (runs or a second figure missing)", True: "yes", False: "no"}
+        kept = "" if name == BASE else verdicts[arm.get("kept")]
         lines.append(
             f"| {name} | {arm['complete_seeds']} | " + " | ".join(cells)
-            + f" | {cell(arm.get('score'))} | {gain} | {kept} |"
+            + f" | {cell(arm.get('score'))} | {gain} | {cell(arm.get('babble_loss'))} | {kept} |"
         )  # fmt: skip
     lines += [
         "",
@@ -157,11 +199,12 @@ def table(log_dir: Path, out_dir: Path) -> dict:
         seeds = arm_runs(arm_dir)
         if not seeds:
             continue
-        arms[arm_dir.name] = summarise(seeds)
+        arms[arm_dir.name] = summarise(seeds, babble_losses(arm_dir))
         for path in arm_dir.glob("*_seed*/metrics.json"):
             (out_dir / arm_dir.name).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out_dir / arm_dir.name / f"{path.parent.name}.json")
-    decide(arms)
+    stability = out_dir / "stability.json"
+    decide(arms, json.loads(stability.read_text())["stable_enough"] if stability.exists() else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "generalisation.json").write_text(json.dumps(arms, indent=2) + "\n")
     (out_dir / "generalisation.md").write_text(markdown(arms))

@@ -3,7 +3,8 @@
 DataLoader workers cannot keep up with the network when every clip goes through audiomentations
 one by one (pitch shift alone costs 30 ms a clip here); these run as a few tensor operations per
 batch instead, each clip drawing its own parameters. `BatchAugment` works on waveforms (speed,
-time shift, room reverberation, low/high-pass, coloured noise, recorded background noise, gain);
+time shift, room reverberation, babble of the batch's other clips, low/high-pass, coloured
+noise, recorded background noise, gain);
 `FeatureAugment` on the log-mel (a pitch shift as a warp of the mel axis, SpecAugment's
 frequency and time masks); `mixup` mixes clips and their targets.
 """
@@ -30,6 +31,15 @@ def _chosen(n: int, p: float, like: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, 1, device=like.device) < p
 
 
+def _audio(x: torch.Tensor) -> torch.Tensor:
+    """(B, samples) bool: from each clip's first to its last non-zero sample."""
+    index = torch.arange(x.shape[1], device=x.device)
+    nonzero = x != 0
+    first = torch.where(nonzero, index, x.shape[1]).amin(dim=1, keepdim=True)
+    last = torch.where(nonzero, index, -1).amax(dim=1, keepdim=True)
+    return (index >= first) & (index <= last)
+
+
 class BatchAugment(nn.Module):
     """(B, samples) -> (B, samples), in fp32; filters are Butterworth magnitudes in the FFT domain.
 
@@ -41,6 +51,8 @@ class BatchAugment(nn.Module):
     "window" fills the padding with noise too. Speed perturbation resamples a clip
     by one of `speeds` (tempo and pitch together, as Kaldi's recipes do); reverberation
     convolves it with one of `reverb_rooms` simulated rooms (rooms.py) at its own loudness.
+    Babble sums up to `babble_talkers` other clips of the batch at equal level, as evaluate.py's
+    babble sums other speakers' clips.
     """
 
     def __init__(
@@ -67,6 +79,9 @@ class BatchAugment(nn.Module):
         reverb_p: float = 0.0,
         reverb_rt60_s: Sequence[float] = (0.2, 0.8),
         reverb_rooms: int = 100,
+        babble_p: float = 0.0,
+        babble_snr_db: Sequence[float] = (0.0, 20.0),
+        babble_talkers: int = 4,
         noise_over: str = "window",
     ) -> None:
         super().__init__()
@@ -81,6 +96,8 @@ class BatchAugment(nn.Module):
             bank = room_bank(reverb_rooms, sample_rate, reverb_rt60_s, 1.0, 0, cache_dir)
             rooms = torch.from_numpy(bank)
         self.register_buffer("rooms", rooms, persistent=False)
+        self.babble_p, self.babble_snr_db = babble_p, tuple(babble_snr_db)
+        self.babble_talkers = babble_talkers
         self.shift_p, self.max_shift = shift_p, max_shift
         self.low_pass_p, self.low_pass_hz = low_pass_p, tuple(low_pass_hz)
         self.high_pass_p, self.high_pass_hz = high_pass_p, tuple(high_pass_hz)
@@ -144,15 +161,36 @@ class BatchAugment(nn.Module):
         return out
 
     def extent(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, samples) bool: where noise goes; with noise_over="clip" from each clip's first
-        to its last non-zero sample (the zero padding of a short clip stays silent)."""
+        """(B, samples) bool: where noise goes; with noise_over="clip" where the clip has audio
+        (the zero padding of a short clip stays silent)."""
         if self.noise_over == "window":
             return torch.ones_like(x, dtype=torch.bool)
-        index = torch.arange(x.shape[1], device=x.device)
-        nonzero = x != 0
-        first = torch.where(nonzero, index, x.shape[1]).amin(dim=1, keepdim=True)
-        last = torch.where(nonzero, index, -1).amax(dim=1, keepdim=True)
-        return (index >= first) & (index <= last)
+        return _audio(x)
+
+    def babble(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
+        """Each chosen clip with k other clips of the batch (1 ≤ k ≤ babble_talkers, one k per
+        batch), each scaled to unit RMS over its own audio, summed at an SNR over `extent`."""
+        n, _ = x.shape
+        talkers = min(self.babble_talkers, n - 1)
+        if self.babble_p <= 0 or talkers < 1:
+            return x
+        rows = torch.nonzero(_chosen(n, self.babble_p, x).view(-1)).view(-1)
+        if len(rows) == 0:
+            return x
+        audio = _audio(x)
+        power = (x.square() * audio).sum(1, keepdim=True) / audio.sum(1, keepdim=True).clamp(1)
+        voices = x / power.sqrt().clamp_min(1e-6)
+        k = int(torch.randint(1, talkers + 1, ()))
+        # rolling by 1..k gives every row k other rows of the batch, never itself
+        noise = sum(torch.roll(voices, shifts, dims=0) for shifts in range(1, k + 1))
+        inside = extent[rows]
+        noise = noise[rows] * inside
+        signal_rms = (x[rows].square() * inside).sum(dim=1, keepdim=True).sqrt()
+        noise_rms = noise.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
+        snr = _uniform(len(rows), *self.babble_snr_db, x)
+        out = x.clone()
+        out[rows] = x[rows] + signal_rms / (noise_rms * 10 ** (snr / 20)) * noise
+        return out
 
     def filter_and_noise(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
         """Low/high-pass in the FFT domain and coloured noise drawn as its spectrum, for the
@@ -222,7 +260,8 @@ class BatchAugment(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         x = self.reverb(self.shift(self.speed(waveforms.float())))
         extent = self.extent(x)
-        return self.gain(self.background(self.filter_and_noise(x, extent), extent))
+        x = self.filter_and_noise(self.babble(x, extent), extent)
+        return self.gain(self.background(x, extent))
 
 
 def _mel(hz: torch.Tensor) -> torch.Tensor:
