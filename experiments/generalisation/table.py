@@ -4,7 +4,8 @@
     # defaults: logs/generalisation reports/generalisation
 
 LOG_DIR/<arm>/<corpus>_seed<seed>/metrics.json is one run with <corpus> left out (run.sh). Each
-run's metrics.json is copied to OUT_DIR/<arm>/; OUT_DIR/generalisation.{json,md} holds the table.
+run's metrics.json (and its babble evaluation's, as <run>.babble_val.json) is copied to
+OUT_DIR/<arm>/; OUT_DIR/generalisation.{json,md} holds the table.
 The score and keep rule are the protocol's (README.md beside this file), fixed before any run.
 """
 
@@ -200,9 +201,12 @@ def table(log_dir: Path, out_dir: Path) -> dict:
         if not seeds:
             continue
         arms[arm_dir.name] = summarise(seeds, babble_losses(arm_dir))
+        (out_dir / arm_dir.name).mkdir(parents=True, exist_ok=True)
         for path in arm_dir.glob("*_seed*/metrics.json"):
-            (out_dir / arm_dir.name).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out_dir / arm_dir.name / f"{path.parent.name}.json")
+        for path in arm_dir.glob("*_seed*/babble_val/metrics.json"):
+            run = path.parent.parent.name
+            shutil.copyfile(path, out_dir / arm_dir.name / f"{run}.babble_val.json")
     stability = out_dir / "stability.json"
     decide(arms, json.loads(stability.read_text())["stable_enough"] if stability.exists() else None)
     out_dir.mkdir(parents=True, exist_ok=True)
