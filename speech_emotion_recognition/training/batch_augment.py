@@ -40,6 +40,22 @@ def _audio(x: torch.Tensor) -> torch.Tensor:
     return (index >= first) & (index <= last)
 
 
+def _add_at_snr(
+    x: torch.Tensor,
+    rows: torch.Tensor | list[int],
+    noise: torch.Tensor,
+    inside: torch.Tensor,
+    snr_db: Sequence[float],
+) -> torch.Tensor:
+    """x with `noise` added to `rows`, each at an SNR drawn from `snr_db` over `inside`."""
+    signal_rms = (x[rows].square() * inside).sum(dim=1, keepdim=True).sqrt()
+    noise_rms = noise.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
+    snr = _uniform(len(rows), *snr_db, x)
+    out = x.clone()
+    out[rows] = x[rows] + signal_rms / (noise_rms * 10 ** (snr / 20)) * noise
+    return out
+
+
 class BatchAugment(nn.Module):
     """(B, samples) -> (B, samples), in fp32; filters are Butterworth magnitudes in the FFT domain.
 
@@ -184,13 +200,7 @@ class BatchAugment(nn.Module):
         # rolling by 1..k gives every row k other rows of the batch, never itself
         noise = sum(torch.roll(voices, shifts, dims=0) for shifts in range(1, k + 1))
         inside = extent[rows]
-        noise = noise[rows] * inside
-        signal_rms = (x[rows].square() * inside).sum(dim=1, keepdim=True).sqrt()
-        noise_rms = noise.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
-        snr = _uniform(len(rows), *self.babble_snr_db, x)
-        out = x.clone()
-        out[rows] = x[rows] + signal_rms / (noise_rms * 10 ** (snr / 20)) * noise
-        return out
+        return _add_at_snr(x, rows, noise[rows] * inside, inside, self.babble_snr_db)
 
     def filter_and_noise(self, x: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
         """Low/high-pass in the FFT domain and coloured noise drawn as its spectrum, for the
@@ -243,12 +253,7 @@ class BatchAugment(nn.Module):
         starts = torch.randint(len(self.bank) - length, (len(rows),)).tolist()
         inside = extent[rows]
         noise = torch.stack([self.bank[s : s + length] for s in starts]).float() * inside
-        signal_rms = (x[rows].square() * inside).sum(dim=1, keepdim=True).sqrt()
-        noise_rms = noise.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
-        snr = _uniform(len(rows), *self.background_snr_db, x)
-        out = x.clone()
-        out[rows] = x[rows] + signal_rms / (noise_rms * 10 ** (snr / 20)) * noise
-        return out
+        return _add_at_snr(x, rows, noise, inside, self.background_snr_db)
 
     def gain(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
